@@ -1,0 +1,419 @@
+//! Typed configuration of pushmfa, loaded from TOML.
+//!
+//! Unknown keys are errors; every error names the file, line, column and key.
+//! The file itself must be a regular file owned by root or the helper's user
+//! and not writable by group or others (see [`check_secure_path`]).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod secure;
+
+pub use secure::{
+    InsecureReason, OpenError, check_secure_dir, check_secure_path, open_secure_file,
+};
+
+use serde::Deserialize;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Where packages install the configuration.
+pub const DEFAULT_PATH: &str = "/etc/pushmfa/pushmfa.toml";
+/// The shipped, fully commented configuration file.
+pub const SHIPPED_CONFIG: &str = include_str!("../pushmfa.toml");
+/// A configuration file larger than this is refused.
+pub const MAX_CONFIG_LEN: u64 = 256 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub helper: Helper,
+    pub recovery: Recovery,
+    pub policy: Policy,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Helper {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub prompt_timeout_secs: u32,
+    pub max_connections: u32,
+}
+
+impl Default for Helper {
+    fn default() -> Self {
+        Helper {
+            socket: PathBuf::from("/run/pushmfa/helper.sock"),
+            state_dir: PathBuf::from("/var/lib/pushmfa"),
+            prompt_timeout_secs: 120,
+            max_connections: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recovery {
+    pub code_count: u32,
+    pub max_tries: u32,
+    pub backoff_after: u32,
+    pub backoff_max_secs: u64,
+    pub lockout_after: u32,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub max_parallel_hashes: u32,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            code_count: 10,
+            max_tries: 3,
+            backoff_after: 3,
+            backoff_max_secs: 300,
+            lockout_after: 10,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_parallel_hashes: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Unenrolled {
+    #[default]
+    Deny,
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub unenrolled: Unenrolled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    #[default]
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub level: LogLevel,
+}
+
+/// A configuration error, always tied to the file it came from.
+#[derive(Debug)]
+pub enum ConfigError {
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    Insecure {
+        path: PathBuf,
+        reason: InsecureReason,
+    },
+    TooLarge {
+        path: PathBuf,
+    },
+    /// Syntax error, unknown key or wrong type, or a value out of range.
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: Option<String>,
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            ConfigError::Insecure { path, reason } => {
+                write!(f, "{}: refusing to use: {reason}", path.display())
+            }
+            ConfigError::TooLarge { path } => write!(
+                f,
+                "{}: larger than {MAX_CONFIG_LEN} bytes; is this the right file?",
+                path.display()
+            ),
+            ConfigError::Invalid {
+                path,
+                line,
+                column,
+                key,
+                message,
+            } => {
+                write!(f, "{}:{line}:{column}: ", path.display())?;
+                if let Some(k) = key {
+                    write!(f, "key `{k}`: ")?;
+                }
+                write!(f, "{message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads and validates `path`, refusing a file that is insecure
+    /// (a symlink, not regular, writable by group/others, or owned by anyone
+    /// but root or `trusted_uid`).
+    pub fn load(path: &Path, trusted_uid: u32) -> Result<Config, ConfigError> {
+        let file = open_secure_file(path, trusted_uid).map_err(|e| match e {
+            secure::OpenError::Io(error) => ConfigError::Io {
+                path: path.to_owned(),
+                error,
+            },
+            secure::OpenError::Insecure(reason) => ConfigError::Insecure {
+                path: path.to_owned(),
+                reason,
+            },
+        })?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_LEN + 1)
+            .read_to_string(&mut text)
+            .map_err(|error| ConfigError::Io {
+                path: path.to_owned(),
+                error,
+            })?;
+        if text.len() as u64 > MAX_CONFIG_LEN {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                key: backticked(e.message()),
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        config.validate().map_err(|(section, key, message)| {
+            let (line, column) = locate_key(text, section, key);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                key: Some(format!("{section}.{key}")),
+                message,
+            }
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
+        fn range<T: PartialOrd + fmt::Display>(
+            section: &'static str,
+            key: &'static str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), (&'static str, &'static str, String)> {
+            if v < lo || v > hi {
+                Err((section, key, format!("{v} is out of range {lo}..={hi}")))
+            } else {
+                Ok(())
+            }
+        }
+        let h = &self.helper;
+        if !h.socket.is_absolute() {
+            return Err(("helper", "socket", "must be an absolute path".into()));
+        }
+        if !h.state_dir.is_absolute() {
+            return Err(("helper", "state_dir", "must be an absolute path".into()));
+        }
+        range(
+            "helper",
+            "prompt_timeout_secs",
+            h.prompt_timeout_secs,
+            5,
+            600,
+        )?;
+        range("helper", "max_connections", h.max_connections, 1, 65536)?;
+        let r = &self.recovery;
+        range("recovery", "code_count", r.code_count, 1, 20)?;
+        range("recovery", "max_tries", r.max_tries, 1, 10)?;
+        range("recovery", "lockout_after", r.lockout_after, 1, 100)?;
+        range(
+            "recovery",
+            "backoff_after",
+            r.backoff_after,
+            1,
+            r.lockout_after,
+        )?;
+        range("recovery", "backoff_max_secs", r.backoff_max_secs, 1, 86400)?;
+        range(
+            "recovery",
+            "argon2_memory_kib",
+            r.argon2_memory_kib,
+            8,
+            4 * 1024 * 1024,
+        )?;
+        range("recovery", "argon2_iterations", r.argon2_iterations, 1, 100)?;
+        range(
+            "recovery",
+            "argon2_parallelism",
+            r.argon2_parallelism,
+            1,
+            16,
+        )?;
+        if r.argon2_memory_kib < 8 * r.argon2_parallelism {
+            return Err((
+                "recovery",
+                "argon2_memory_kib",
+                "must be at least 8 x argon2_parallelism".into(),
+            ));
+        }
+        range(
+            "recovery",
+            "max_parallel_hashes",
+            r.max_parallel_hashes,
+            0,
+            256,
+        )?;
+        Ok(())
+    }
+}
+
+/// 1-based line and column of byte offset `pos`.
+fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let before = &text[..pos.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn backticked(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+/// Where `key` is set inside `[section]` (1-based), or (1, 1) if the value
+/// came from a default.
+fn locate_key(text: &str, section: &str, key: &str) -> (usize, usize) {
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if let Some(rest) = line.strip_prefix('[') {
+            current = rest.split(']').next().unwrap_or("").trim().to_owned();
+            continue;
+        }
+        if current == section
+            && line
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        {
+            return (i + 1, raw.len() - line.len() + 1);
+        }
+    }
+    (1, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(t, Path::new("/etc/pushmfa/pushmfa.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    /// The shipped file documents every option with its real default:
+    /// uncommenting every option line must give exactly the defaults.
+    #[test]
+    fn shipped_file_documents_the_defaults() {
+        assert_eq!(parse(SHIPPED_CONFIG).unwrap(), Config::default());
+        let uncommented: String = SHIPPED_CONFIG
+            .lines()
+            .map(|l| {
+                let t = l.trim_start_matches("# ");
+                let is_option = t
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+                if is_option { t } else { l }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(uncommented, SHIPPED_CONFIG);
+        assert_eq!(parse(&uncommented).unwrap(), Config::default());
+        assert!(uncommented.contains("\nmax_tries = 3"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = parse("[recovery]\nmax_tries = 3\nmax_trys = 4\n").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.starts_with("/etc/pushmfa/pushmfa.toml:3:1: key `max_trys`"),
+            "{s}"
+        );
+        let e = parse("[recovry]\n").unwrap_err().to_string();
+        assert!(e.contains(":1:") && e.contains("recovry"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_line_and_key() {
+        let s = parse("[helper]\n\n[recovery]\n  lockout_after = 500\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            s.contains(":4:3: key `recovery.lockout_after`: 500 is out of range 1..=100"),
+            "{s}"
+        );
+        let s = parse("[helper]\nsocket = \"relative.sock\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            s.contains(":2:1: key `helper.socket`: must be an absolute path"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn garbage_wrong_types_and_truncation() {
+        for bad in [
+            "\u{0}\u{1}garbage",
+            "[recovery",
+            "[recovery]\nmax_tries = \"three\"",
+            "[recovery]\nmax_tries = ",
+            "[policy]\nunenrolled = \"maybe\"",
+            "recovery = 5",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e, ConfigError::Invalid { .. }), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn oversize_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.toml");
+        std::fs::write(&p, "#".repeat(MAX_CONFIG_LEN as usize + 10)).unwrap();
+        let e = Config::load(&p, unsafe { libc::geteuid() }).unwrap_err();
+        assert!(matches!(e, ConfigError::TooLarge { .. }), "{e}");
+    }
+}

@@ -1,0 +1,237 @@
+//! Messages between a client (the PAM module or the `pushmfa` CLI) and the
+//! helper. One connection carries one conversation:
+//!
+//! ```text
+//! login:  Begin -> (Step -> Reply)* -> Verdict
+//! admin:  Admin -> AdminReply | Refused
+//! ```
+//!
+//! The helper drives the login: every `Step` is answered by exactly one
+//! `Reply`, and the conversation ends with a `Verdict`. Anything out of order
+//! ends the connection with a failure, never with success.
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// Client -> helper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Starts a login for `user`, with the PAM items the module read.
+    Begin(Begin),
+    /// Answers the helper's last `Step`.
+    Reply(Reply),
+    /// An administrative call from the CLI.
+    Admin(AdminRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Begin {
+    pub user: String,
+    pub service: String,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    pub ruser: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reply {
+    /// An `Info`/`Error` step was shown (or suppressed by PAM_SILENT).
+    Shown,
+    /// What the user typed at a `Prompt` step.
+    Answer { text: Zeroizing<String> },
+    /// The application's conversation function failed or gave no answer.
+    ConversationFailed,
+}
+
+/// Helper -> client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    Step(Step),
+    Verdict(Verdict),
+    AdminReply(AdminReply),
+    /// The request was not allowed or not understood; `message` says why.
+    Refused {
+        message: String,
+    },
+}
+
+/// One conversation step for the module to relay through PAM.
+///
+/// `wait_secs` announces how long the helper may take to send its next frame
+/// after the reply (for example while it waits for a phone); the module
+/// extends its read timeout accordingly, up to its own ceiling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    Info {
+        text: String,
+        #[serde(default)]
+        wait_secs: u32,
+    },
+    Error {
+        text: String,
+        #[serde(default)]
+        wait_secs: u32,
+    },
+    Prompt {
+        text: String,
+        echo: bool,
+        #[serde(default)]
+        wait_secs: u32,
+    },
+}
+
+impl Step {
+    pub fn wait_secs(&self) -> u32 {
+        match self {
+            Step::Info { wait_secs, .. }
+            | Step::Error { wait_secs, .. }
+            | Step::Prompt { wait_secs, .. } => *wait_secs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    pub outcome: Outcome,
+}
+
+/// The helper's decision; the module maps it to a PAM return code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Second factor verified.
+    Success,
+    /// Wrong code, denied approval, or not allowed.
+    Denied,
+    /// The per-login try limit was reached.
+    MaxTries,
+    /// `policy.unenrolled = "ignore"` and the user is not enrolled.
+    Ignore,
+    /// State or backend unavailable (corrupt or insecure state, ...).
+    Unavailable,
+    /// Internal error in the helper.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminRequest {
+    /// Liveness and version check (`pushmfa doctor`).
+    Ping,
+    /// Enrollment summary of `user` (the caller's own user when `None`).
+    Status { user: Option<String> },
+    /// Replaces all recovery codes of `user` with a new generation.
+    /// A non-admin caller who already has codes proves possession of one.
+    RecoveryGenerate {
+        user: Option<String>,
+        proof: Option<Zeroizing<String>>,
+    },
+    /// Clears the recovery-code failure counter and lockout (admin only).
+    Unlock { user: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminReply {
+    Pong {
+        version: String,
+        helper_uid: u32,
+    },
+    Status(UserStatus),
+    RecoveryCodes {
+        user: String,
+        codes: Vec<Zeroizing<String>>,
+    },
+    Done {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserStatus {
+    pub user: String,
+    pub enrolled: bool,
+    pub devices: u32,
+    pub codes_left: u32,
+    /// Unix time the current codes were generated.
+    pub codes_generated_at: Option<u64>,
+    pub consecutive_failures: u32,
+    pub locked_out: bool,
+    /// Seconds until the next recovery-code attempt is accepted (backoff).
+    pub retry_after_secs: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{decode, encode};
+
+    fn round_trip_req(r: Request) {
+        let bytes = encode(&r).unwrap();
+        let back: Request = decode(&bytes[4..]).unwrap();
+        assert_eq!(back, r);
+    }
+
+    fn round_trip_resp(r: Response) {
+        let bytes = encode(&r).unwrap();
+        let back: Response = decode(&bytes[4..]).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        round_trip_req(Request::Reply(Reply::Shown));
+        round_trip_req(Request::Reply(Reply::Answer {
+            text: Zeroizing::new("abcd".into()),
+        }));
+        round_trip_req(Request::Reply(Reply::ConversationFailed));
+        round_trip_req(Request::Admin(AdminRequest::Ping));
+        round_trip_req(Request::Admin(AdminRequest::RecoveryGenerate {
+            user: Some("bob".into()),
+            proof: None,
+        }));
+        round_trip_req(Request::Admin(AdminRequest::Unlock { user: "bob".into() }));
+        round_trip_resp(Response::Step(Step::Prompt {
+            text: "Recovery code: ".into(),
+            echo: false,
+            wait_secs: 3,
+        }));
+        round_trip_resp(Response::Verdict(Verdict {
+            outcome: Outcome::MaxTries,
+        }));
+        round_trip_resp(Response::Refused {
+            message: "no".into(),
+        });
+        round_trip_resp(Response::AdminReply(AdminReply::Status(UserStatus {
+            user: "a".into(),
+            enrolled: true,
+            devices: 0,
+            codes_left: 9,
+            codes_generated_at: Some(1),
+            consecutive_failures: 0,
+            locked_out: false,
+            retry_after_secs: None,
+        })));
+    }
+
+    #[test]
+    fn unknown_fields_and_variants_are_rejected() {
+        for bad in [
+            r#"{"v":1,"msg":{"type":"verdict","outcome":"success","extra":1}}"#,
+            r#"{"v":1,"msg":{"type":"verdict","outcome":"sucess"}}"#,
+            r#"{"v":1,"msg":{"type":"step","step":"prompt","text":"x"}}"#,
+            r#"{"v":1,"msg":null}"#,
+            r#"{"v":1}"#,
+            r#"[]"#,
+        ] {
+            assert!(decode::<Response>(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}

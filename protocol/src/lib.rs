@@ -1,0 +1,12 @@
+//! Wire formats that two sides of pushmfa must agree on.
+//!
+//! `ipc` is the module/CLI <-> helper protocol over the helper's Unix socket:
+//! length-prefixed JSON frames with a hard size cap and a typed request/response
+//! state machine (`Begin` -> steps -> `Verdict`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod frame;
+pub mod ipc;
+pub mod text;
+
+pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};
