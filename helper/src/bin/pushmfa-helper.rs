@@ -1,0 +1,121 @@
+//! pushmfa-helper: the privileged helper daemon (runs in the foreground).
+
+use clap::Parser;
+use pushmfa_config::{Config, LogLevel};
+use pushmfa_helper::clock::SystemClock;
+use pushmfa_helper::log::Logger;
+use pushmfa_helper::server::{self, Ctx};
+use pushmfa_helper::store::Store;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The pushmfa helper: decides every second-factor login on this host.
+///
+/// The PAM module pam_pushmfa.so and the `pushmfa` CLI connect to its Unix
+/// socket. It runs in the foreground; under systemd it uses the socket
+/// passed by socket activation (LISTEN_FDS), otherwise it binds the
+/// configured path. Decisions are logged to syslog (authpriv).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = pushmfa_config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Listen on this socket instead of helper.socket from the configuration.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Also write log lines to stderr.
+    #[arg(long)]
+    log_stderr: bool,
+    /// Check the configuration and the state directory, then exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let euid = nix::unistd::geteuid().as_raw();
+    let boot_log = Logger::new("pushmfa-helper", true, false);
+    let cfg = match Config::load(&args.config, euid) {
+        Ok(c) => c,
+        Err(e) => {
+            boot_log.error(&format!("configuration: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let log = Arc::new(Logger::new(
+        "pushmfa-helper",
+        args.log_stderr,
+        cfg.log.level == LogLevel::Debug,
+    ));
+    let store = match Store::open(&cfg.helper.state_dir, euid) {
+        Ok(s) => s,
+        Err(e) => {
+            boot_log.error(&format!("state directory: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check {
+        println!(
+            "{}: configuration and state directory are fine",
+            args.config.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| cfg.helper.socket.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            boot_log.error(&format!("cannot start the runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match server::listen(&socket) {
+            Ok(l) => l,
+            Err(e) => {
+                boot_log.error(&format!("cannot listen on {}: {e}", socket.display()));
+                return ExitCode::FAILURE;
+            }
+        };
+        let r = &cfg.recovery;
+        if r.argon2_memory_kib < 19456 || r.argon2_iterations < 2 {
+            log.warning("recovery.argon2_* is below the default cost: stored codes are weaker against offline guessing");
+        }
+        log.info(&format!(
+            "listening on {} (state {}, uid {euid})",
+            listener
+                .created
+                .as_deref()
+                .map_or("the systemd socket".into(), |p| p.display().to_string()),
+            cfg.helper.state_dir.display()
+        ));
+        let ctx = Arc::new(Ctx::new(cfg, store, log.clone(), Arc::new(SystemClock)));
+        server::serve(&listener.listener, ctx, shutdown_signal()).await;
+        log.info("stopping");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

@@ -1,0 +1,258 @@
+//! pushmfa: manage pushmfa second factors (talks to pushmfa-helper).
+
+use clap::{Parser, Subcommand};
+use pushmfa_config::Config;
+use pushmfa_helper::client::{self, ClientError};
+use pushmfa_helper::doctor::Status;
+use pushmfa_protocol::ipc::{AdminReply, AdminRequest, UserStatus};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Manage pushmfa second factors: recovery codes, status, and health checks.
+///
+/// Every command talks to pushmfa-helper over its socket. Root can act on
+/// any user with --user; other users act on themselves.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// The helper's socket (default: helper.socket from the configuration).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    /// Configuration file, to find the socket and for `doctor`.
+    #[arg(long, global = true, default_value = pushmfa_config::DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One-time recovery codes, typed at the login prompt when the phone is not at hand.
+    Recovery {
+        #[command(subcommand)]
+        command: RecoveryCommand,
+    },
+    /// Show enrollment: devices, recovery codes left, failures and lockout.
+    Status {
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clear a user's recovery-code failure counter and lockout (root only).
+    Unlock {
+        #[arg(long)]
+        user: String,
+    },
+    /// Check configuration, permissions, socket and state, and say what to fix.
+    Doctor,
+}
+
+#[derive(Subcommand)]
+enum RecoveryCommand {
+    /// Generate new recovery codes, replacing all old ones, and print them once.
+    ///
+    /// The codes go to standard output, one per line; instructions go to
+    /// standard error. If you already have codes you are asked for one of
+    /// them first (root is not asked).
+    Generate {
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+        /// Print JSON: {"user": ..., "codes": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let socket = cli.socket.clone().unwrap_or_else(|| {
+        Config::load(&cli.config, 0)
+            .map(|c| c.helper.socket)
+            .unwrap_or_else(|_| Config::default().helper.socket)
+    });
+    let result = match cli.command {
+        Command::Recovery {
+            command: RecoveryCommand::Generate { user, json },
+        } => generate(&socket, user, json),
+        Command::Status { user, json } => status(&socket, user, json),
+        Command::Unlock { user } => unlock(&socket, user),
+        Command::Doctor => return doctor(&cli.config, cli.socket.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushmfa: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn generate(socket: &Path, user: Option<String>, json: bool) -> Result<(), ClientError> {
+    let st = match client::call(socket, AdminRequest::Status { user: user.clone() }, TIMEOUT)? {
+        AdminReply::Status(st) => st,
+        _ => return Err(ClientError::Unexpected),
+    };
+    let root = nix::unistd::geteuid().is_root();
+    let proof = if st.enrolled && !root {
+        Some(read_secret(&format!(
+            "{} already has recovery codes. Enter one of them to replace them all: ",
+            st.user
+        ))?)
+    } else {
+        None
+    };
+    let reply = client::call(
+        socket,
+        AdminRequest::RecoveryGenerate { user, proof },
+        TIMEOUT,
+    )?;
+    let AdminReply::RecoveryCodes { user, codes } = reply else {
+        return Err(ClientError::Unexpected);
+    };
+    if json {
+        let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+        let out = serde_json::json!({ "user": user, "codes": codes });
+        println!("{out}");
+    } else {
+        eprintln!(
+            "New recovery codes for {user}; any older codes no longer work.\n\
+             Each code works once. Keep them somewhere safe, away from this computer:"
+        );
+        for c in &codes {
+            println!("{}", c.as_str());
+        }
+    }
+    Ok(())
+}
+
+/// Reads one line with echo off when stdin is a terminal.
+fn read_secret(prompt: &str) -> Result<Zeroizing<String>, ClientError> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let stdin = std::io::stdin();
+    let saved = if stdin.is_terminal() {
+        tcgetattr(&stdin).ok()
+    } else {
+        None
+    };
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+    }
+    let mut line = Zeroizing::new(String::new());
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = &saved {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
+        eprintln!();
+    }
+    read.map_err(|e| ClientError::Frame(e.into()))?;
+    Ok(Zeroizing::new(line.trim().to_owned()))
+}
+
+fn status(socket: &Path, user: Option<String>, json: bool) -> Result<(), ClientError> {
+    let AdminReply::Status(st) = client::call(socket, AdminRequest::Status { user }, TIMEOUT)?
+    else {
+        return Err(ClientError::Unexpected);
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&st).map_err(|_| ClientError::Unexpected)?
+        );
+    } else {
+        print!("{}", render_status(&st));
+    }
+    Ok(())
+}
+
+fn render_status(st: &UserStatus) -> String {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let codes = match st.codes_generated_at {
+        Some(t) => format!("{} left (generated {})", st.codes_left, utc(t)),
+        None => "none".into(),
+    };
+    let mut s = format!(
+        "user:            {}\nenrolled:        {}\ndevices:         {}\nrecovery codes:  {codes}\nfailures:        {} in a row\nlocked out:      {}\n",
+        st.user,
+        yes_no(st.enrolled),
+        st.devices,
+        st.consecutive_failures,
+        yes_no(st.locked_out),
+    );
+    if st.locked_out {
+        s.push_str(&format!(
+            "                 (unlock with: pushmfa unlock --user {})\n",
+            st.user
+        ));
+    }
+    if let Some(wait) = st.retry_after_secs {
+        s.push_str(&format!("next attempt:    in {wait} s (backoff)\n"));
+    }
+    s
+}
+
+/// "YYYY-MM-DD HH:MM UTC" from Unix seconds (civil-from-days).
+fn utc(t: u64) -> String {
+    let days = (t / 86400) as i64;
+    let secs = t % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+fn unlock(socket: &Path, user: String) -> Result<(), ClientError> {
+    match client::call(socket, AdminRequest::Unlock { user }, TIMEOUT)? {
+        AdminReply::Done { message } => {
+            println!("{message}");
+            Ok(())
+        }
+        _ => Err(ClientError::Unexpected),
+    }
+}
+
+fn doctor(config: &Path, socket: Option<&Path>) -> ExitCode {
+    let checks = pushmfa_helper::doctor::run(config, socket);
+    for c in &checks {
+        println!("{c}");
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if failed == 0 {
+        println!("\nAll checks passed.");
+        ExitCode::SUCCESS
+    } else {
+        println!("\n{failed} check(s) failed: fix them in the order shown.");
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc(1_795_000_000), "2026-11-18 11:06 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+}

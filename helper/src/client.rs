@@ -1,0 +1,41 @@
+//! Blocking client for admin calls (the `pushmfa` CLI, tests, benchmarks).
+
+use pushmfa_protocol::frame::{self, FrameError};
+use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Request, Response};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot connect to the helper at {path}: {error} (is pushmfa-helper running? see `pushmfa doctor`)"
+    )]
+    Connect { path: String, error: std::io::Error },
+    #[error("helper: {0}")]
+    Frame(#[from] FrameError),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("unexpected answer from the helper")]
+    Unexpected,
+}
+
+/// Sends one admin request and returns the reply.
+pub fn call(
+    socket: &Path,
+    req: AdminRequest,
+    timeout: Duration,
+) -> Result<AdminReply, ClientError> {
+    let mut s = UnixStream::connect(socket).map_err(|error| ClientError::Connect {
+        path: socket.display().to_string(),
+        error,
+    })?;
+    s.set_read_timeout(Some(timeout)).map_err(FrameError::Io)?;
+    s.set_write_timeout(Some(timeout)).map_err(FrameError::Io)?;
+    frame::write_frame(&mut s, &Request::Admin(req))?;
+    match frame::read_frame::<Response, _>(&mut s)? {
+        Response::AdminReply(r) => Ok(r),
+        Response::Refused { message } => Err(ClientError::Refused(message)),
+        _ => Err(ClientError::Unexpected),
+    }
+}

@@ -1,0 +1,89 @@
+//! Decision and error logging: syslog facility authpriv, and optionally
+//! stderr (foreground runs and tests). Never pass a secret to these.
+
+use pushmfa_protocol::text::sanitize;
+use std::io::Write;
+use std::sync::Mutex;
+
+type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+pub struct Logger {
+    syslog: Option<Mutex<Syslog>>,
+    stderr: bool,
+    debug: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Level {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+impl Logger {
+    pub fn new(process: &str, stderr: bool, debug: bool) -> Logger {
+        let formatter = syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_AUTHPRIV,
+            hostname: None,
+            process: process.into(),
+            pid: std::process::id(),
+        };
+        Logger {
+            syslog: syslog::unix(formatter).ok().map(Mutex::new),
+            stderr,
+            debug,
+        }
+    }
+
+    /// A logger that drops everything (unit tests).
+    pub fn silent() -> Logger {
+        Logger {
+            syslog: None,
+            stderr: false,
+            debug: false,
+        }
+    }
+
+    fn emit(&self, level: Level, msg: &str) {
+        // Log lines carry user-controlled text (user names, rhost): no control characters.
+        let msg = sanitize(msg, false);
+        if self.stderr {
+            let tag = match level {
+                Level::Error => "error",
+                Level::Warning => "warning",
+                Level::Info => "info",
+                Level::Debug => "debug",
+            };
+            let _ = writeln!(std::io::stderr(), "pushmfa-helper: {tag}: {msg}");
+        }
+        if let Some(s) = &self.syslog {
+            if let Ok(mut w) = s.lock() {
+                let _ = match level {
+                    Level::Error => w.err(&msg),
+                    Level::Warning => w.warning(&msg),
+                    Level::Info => w.info(&msg),
+                    Level::Debug => w.debug(&msg),
+                };
+            }
+        }
+    }
+
+    pub fn error(&self, msg: &str) {
+        self.emit(Level::Error, msg)
+    }
+
+    pub fn warning(&self, msg: &str) {
+        self.emit(Level::Warning, msg)
+    }
+
+    pub fn info(&self, msg: &str) {
+        self.emit(Level::Info, msg)
+    }
+
+    pub fn debug(&self, msg: &str) {
+        if self.debug {
+            self.emit(Level::Debug, msg)
+        }
+    }
+}
