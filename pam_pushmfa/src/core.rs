@@ -94,6 +94,11 @@ pub enum ModuleCode {
     UserUnknown,
 }
 
+/// Longest answer forwarded to the helper. Longer input is cut here (no
+/// valid answer is anywhere near this long) so it still fits in a frame and
+/// the helper can reject it with a clear message.
+pub const MAX_ANSWER_LEN: usize = 1024;
+
 /// More steps than any real login needs: a helper that loops is cut off.
 pub const MAX_STEPS: usize = 64;
 
@@ -202,7 +207,14 @@ fn relay_step<C: Conversation>(io: &mut C, step: &Step) -> Result<Reply, ConvErr
             Ok(Reply::Shown)
         }
         Step::Prompt { text, echo, .. } => {
-            let answer = io.prompt(&sanitize(text, true), *echo)?;
+            let mut answer = io.prompt(&sanitize(text, true), *echo)?;
+            if answer.len() > MAX_ANSWER_LEN {
+                let mut cut = MAX_ANSWER_LEN;
+                while !answer.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                answer.truncate(cut);
+            }
             Ok(Reply::Answer { text: answer })
         }
     }
@@ -343,6 +355,20 @@ mod tests {
         assert_eq!(seen[1], Request::Reply(Reply::Shown));
         assert!(
             matches!(&seen[2], Request::Reply(Reply::Answer { text }) if text.as_str() == "ABCD-EFGH")
+        );
+    }
+
+    #[test]
+    fn overlong_answers_are_cut_to_fit_a_frame() {
+        let (chan, h) = fake_helper(vec![prompt("Recovery code: "), verdict(Outcome::Denied)]);
+        let mut io = Scripted::default();
+        let huge: &'static str = Box::leak("é".repeat(40_000).into_boxed_str());
+        io.answers.push_back(Ok(huge));
+        let (code, _) = run_login(&mut io, chan, &items(), &opts());
+        assert_eq!(code, ModuleCode::AuthErr);
+        let seen = joined(h);
+        assert!(
+            matches!(&seen[1], Request::Reply(Reply::Answer { text }) if text.len() == MAX_ANSWER_LEN)
         );
     }
 

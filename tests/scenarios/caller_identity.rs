@@ -1,0 +1,126 @@
+//! SO_PEERCRED decides who may do what: a non-root program (a screen locker)
+//! may authenticate only its own user and manage only itself.
+
+use pushmfa_tests::{TestEnv, bin, is_root, rc};
+use std::process::Command;
+
+const SVC: &str = "pushmfa-test";
+
+/// Runs as `nobody` when we are root; otherwise we are already non-root.
+fn as_other() -> Option<&'static str> {
+    is_root().then_some("nobody")
+}
+
+fn me() -> String {
+    if is_root() {
+        "nobody".into()
+    } else {
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default()
+    }
+}
+
+#[test]
+fn non_root_caller_cannot_authenticate_another_user() {
+    let mut e = TestEnv::new("");
+    e.start_helper();
+    e.service(SVC, "");
+    let codes = e.generate("root");
+    let out = e
+        .pamtester_cmd(SVC, "root", &[], as_other())
+        .run(&format!("{}\n", codes[0]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    e.wait_for_log("only root may authenticate other users");
+    // Nothing was consumed.
+    assert_eq!(e.status("root").codes_left, 10);
+}
+
+#[test]
+fn non_root_caller_can_authenticate_itself() {
+    let mut e = TestEnv::new("");
+    e.start_helper();
+    e.service(SVC, "");
+    let user = me();
+    let codes = e.generate(&user);
+    let out = e
+        .pamtester_cmd(SVC, &user, &[], as_other())
+        .run(&format!("{}\n", codes[0]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let log = e.wait_for_log("outcome=success");
+    assert!(log.contains(&format!("login user={user}")), "{log}");
+}
+
+#[test]
+fn non_root_user_cannot_manage_others() {
+    let mut e = TestEnv::new("");
+    e.start_helper();
+    let mut cmd = match as_other() {
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.args([&format!("--reuid={u}"), "--regid=nogroup", "--clear-groups"])
+                .arg(bin("pushmfa"));
+            c
+        }
+        None => Command::new(bin("pushmfa")),
+    };
+    let out = cmd
+        .arg("--socket")
+        .arg(&e.socket)
+        .args(["recovery", "generate", "--user", "root"])
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("only root may manage user root"),
+        "{stderr}"
+    );
+    assert!(!e.status("root").enrolled);
+}
+
+#[test]
+fn admin_generate_and_unlock_via_cli() {
+    let mut e = TestEnv::new("");
+    e.start_helper();
+    e.service(SVC, "");
+    let out = Command::new(bin("pushmfa"))
+        .arg("--socket")
+        .arg(&e.socket)
+        .args(["recovery", "generate", "--user", "carol", "--json"])
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(v["user"], "carol");
+    let codes: Vec<String> = v["codes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(
+        e.pam(SVC, "carol").answer(codes[0].as_str()).run().0,
+        rc::SUCCESS
+    );
+    let status = Command::new(bin("pushmfa"))
+        .arg("--socket")
+        .arg(&e.socket)
+        .args(["status", "--user", "carol"])
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("recovery codes:  9 left"), "{text}");
+}

@@ -1,0 +1,88 @@
+//! Insecure or corrupt state: the login fails closed (PAM_AUTHINFO_UNAVAIL)
+//! with a log line that says what is wrong, and nothing is reset.
+
+use pushmfa_tests::{TestEnv, is_root, rc};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+const SVC: &str = "pushmfa-test";
+
+fn enrolled() -> (TestEnv, Vec<String>) {
+    let mut e = TestEnv::new("");
+    e.start_helper();
+    e.service(SVC, "");
+    let codes = e.generate("alice");
+    (e, codes)
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|err| panic!("chmod: {err}"));
+}
+
+/// The login fails closed before any prompt and the helper says why.
+fn assert_fails_closed(e: &TestEnv, code: &str, log_needle: &str) {
+    let (rc_, seen) = e.pam(SVC, "alice").answer(code).run();
+    assert_eq!(rc_, rc::AUTHINFO_UNAVAIL, "{seen:?}");
+    let log = e.wait_for_log(log_needle);
+    assert!(log.contains("outcome=unavailable"), "{log}");
+}
+
+#[test]
+fn world_writable_state_dir() {
+    let (e, codes) = enrolled();
+    chmod(&e.state, 0o777);
+    assert_fails_closed(&e, &codes[0], "lets group or others write it");
+    chmod(&e.state, 0o700);
+    assert_eq!(
+        e.pam(SVC, "alice").answer(codes[0].as_str()).run().0,
+        rc::SUCCESS
+    );
+}
+
+#[test]
+fn world_writable_state_file() {
+    let (e, codes) = enrolled();
+    chmod(&e.state.join("users/alice.json"), 0o666);
+    assert_fails_closed(&e, &codes[0], "mode 0666");
+}
+
+#[test]
+fn state_file_is_a_symlink() {
+    let (e, codes) = enrolled();
+    let file = e.state.join("users/alice.json");
+    let elsewhere = e.dir.path().join("planted.json");
+    fs::rename(&file, &elsewhere).unwrap_or_else(|err| panic!("{err}"));
+    std::os::unix::fs::symlink(&elsewhere, &file).unwrap_or_else(|err| panic!("{err}"));
+    assert_fails_closed(&e, &codes[0], "symbolic link");
+}
+
+#[test]
+fn state_file_with_wrong_owner() {
+    if !is_root() {
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    let (e, codes) = enrolled();
+    let file = e.state.join("users/alice.json");
+    std::os::unix::fs::chown(&file, Some(65534), None).unwrap_or_else(|err| panic!("{err}"));
+    assert_fails_closed(&e, &codes[0], "owned by uid 65534");
+}
+
+#[test]
+fn corrupt_state_is_reported_not_reset() {
+    let (e, codes) = enrolled();
+    let file = e.state.join("users/alice.json");
+    let good = fs::read_to_string(&file).unwrap_or_default();
+    let truncated = &good[..good.len() / 2];
+    fs::write(&file, truncated).unwrap_or_else(|err| panic!("{err}"));
+    assert_fails_closed(&e, &codes[0], "corrupt state");
+    assert_eq!(fs::read_to_string(&file).unwrap_or_default(), truncated);
+    // The admin restores it: everything works again, nothing was lost.
+    fs::write(&file, &good).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        e.pam(SVC, "alice").answer(codes[0].as_str()).run().0,
+        rc::SUCCESS
+    );
+}

@@ -1,0 +1,343 @@
+//! Harness for the end-to-end scenarios: a private directory per test with
+//! its own helper process, configuration, state and PAM service files; logins
+//! through real libpam, either in-process with `pam_start_confdir` or as a
+//! separate `pamtester` process under pam_wrapper.
+//!
+//! Everything is unique per test (not per process): libtest runs tests as
+//! threads of one process.
+
+pub mod pam;
+
+use pushmfa_helper::client;
+use pushmfa_protocol::ipc::{AdminReply, AdminRequest, UserStatus};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+pub use pam::{Answer, PamRun, Transcript};
+
+/// PAM return codes (security/_pam_types.h).
+pub mod rc {
+    pub const SUCCESS: i32 = 0;
+    pub const SERVICE_ERR: i32 = 3;
+    pub const SYSTEM_ERR: i32 = 4;
+    pub const PERM_DENIED: i32 = 6;
+    pub const AUTH_ERR: i32 = 7;
+    pub const AUTHINFO_UNAVAIL: i32 = 9;
+    pub const MAXTRIES: i32 = 11;
+    pub const CONV_ERR: i32 = 19;
+    pub const IGNORE: i32 = 25;
+}
+
+/// Argon2id cost for tests: the scenario logic, not the KDF, is under test.
+pub const CHEAP_ARGON2: &str = "argon2_memory_kib = 64\nargon2_iterations = 1\n";
+
+/// `target/<profile>`, found from the running test binary (`deps/..`).
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let deps = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    deps.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn must_exist(p: PathBuf) -> PathBuf {
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        p.display()
+    );
+    p
+}
+
+/// The built module; `PUSHMFA_MODULE` overrides (e.g. a release build).
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("PUSHMFA_MODULE") {
+        return must_exist(PathBuf::from(p));
+    }
+    let dir = build_dir();
+    let top = dir.join("libpam_pushmfa.so");
+    must_exist(if top.exists() {
+        top
+    } else {
+        dir.join("deps/libpam_pushmfa.so")
+    })
+}
+
+/// A built binary of the workspace (`PUSHMFA_BIN_DIR` overrides the directory).
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("PUSHMFA_BIN_DIR").map_or_else(build_dir, PathBuf::from);
+    must_exist(dir.join(name))
+}
+
+/// The helper's stderr lines, with a wakeup for each new line.
+type SharedLog = Arc<(Mutex<Vec<String>>, Condvar)>;
+
+pub struct Helper {
+    child: Child,
+    log: SharedLog,
+}
+
+impl Helper {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's world.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub state: PathBuf,
+    pub config: PathBuf,
+    pub pam_dir: PathBuf,
+    helper: Option<Helper>,
+}
+
+impl TestEnv {
+    /// A fresh environment; `extra` is appended to the generated
+    /// configuration (sections `[recovery]` etc. start after `[helper]`).
+    pub fn new(extra: &str) -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("pushmfa-test-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("tempdir: {e}"));
+        // Traversable by other users: some scenarios run clients as `nobody`.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("chmod: {e}"));
+        let socket = dir.path().join("helper.sock");
+        let state = dir.path().join("state");
+        let config = dir.path().join("pushmfa.toml");
+        let pam_dir = dir.path().join("pam.d");
+        std::fs::create_dir(&pam_dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        // Without "other", libpam falls back to it for unknown services.
+        std::fs::write(
+            pam_dir.join("other"),
+            "auth required pam_deny.so\naccount required pam_deny.so\n",
+        )
+        .unwrap_or_else(|e| panic!("write: {e}"));
+        let text = format!(
+            "[helper]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{}",
+            socket.display(),
+            state.display(),
+            if extra.contains("[recovery]") {
+                extra.replace("[recovery]\n", &format!("[recovery]\n{CHEAP_ARGON2}"))
+            } else {
+                format!("{extra}\n[recovery]\n{CHEAP_ARGON2}")
+            }
+        );
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("write config: {e}"));
+        TestEnv {
+            dir,
+            socket,
+            state,
+            config,
+            pam_dir,
+            helper: None,
+        }
+    }
+
+    /// Starts pushmfa-helper and waits until it listens (it says so on stderr).
+    pub fn start_helper(&mut self) -> &Helper {
+        let mut child = Command::new(bin("pushmfa-helper"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--log-stderr")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn pushmfa-helper: {e}"));
+        let log: SharedLog = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let (tx, rx) = mpsc::channel();
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("listening on") {
+                        let _ = tx.send(());
+                    }
+                    if let Ok(mut l) = log.0.lock() {
+                        l.push(line);
+                    }
+                    log.1.notify_all();
+                }
+            });
+        }
+        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            let _ = child.kill();
+            let lines = log.0.lock().map(|l| l.join("\n")).unwrap_or_default();
+            panic!("pushmfa-helper did not start:\n{lines}");
+        }
+        self.helper.insert(Helper { child, log })
+    }
+
+    /// Stops the helper (SIGKILL) and waits for it.
+    pub fn kill_helper(&mut self) {
+        self.helper = None;
+    }
+
+    pub fn helper_pid(&self) -> u32 {
+        self.helper.as_ref().map_or(0, Helper::pid)
+    }
+
+    /// Everything the helper logged so far.
+    pub fn helper_log(&self) -> String {
+        self.helper
+            .as_ref()
+            .and_then(|h| h.log.0.lock().ok().map(|l| l.join("\n")))
+            .unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the helper has logged a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let Some(h) = &self.helper else {
+            panic!("no helper running");
+        };
+        let (lock, cv) = &*h.log;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cv
+            .wait_timeout_while(guard, Duration::from_secs(5), |l| {
+                !l.iter().any(|x| x.contains(needle))
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        let text = guard.join("\n");
+        assert!(
+            text.contains(needle),
+            "helper never logged {needle:?}; log:\n{text}"
+        );
+        text
+    }
+
+    pub fn admin(&self, req: AdminRequest) -> Result<AdminReply, client::ClientError> {
+        client::call(&self.socket, req, Duration::from_secs(30))
+    }
+
+    /// New recovery codes for `user`, as root would create them.
+    pub fn generate(&self, user: &str) -> Vec<String> {
+        match self.admin(AdminRequest::RecoveryGenerate {
+            user: Some(user.into()),
+            proof: None,
+        }) {
+            Ok(AdminReply::RecoveryCodes { codes, .. }) => {
+                codes.iter().map(|c| c.to_string()).collect()
+            }
+            other => panic!("generate: {other:?}"),
+        }
+    }
+
+    pub fn status(&self, user: &str) -> UserStatus {
+        match self.admin(AdminRequest::Status {
+            user: Some(user.into()),
+        }) {
+            Ok(AdminReply::Status(s)) => s,
+            other => panic!("status: {other:?}"),
+        }
+    }
+
+    /// Writes a PAM service file using the built module with `args`.
+    pub fn service(&self, name: &str, args: &str) {
+        let line = format!(
+            "auth required {} socket={} {args}\n",
+            module_path().display(),
+            self.socket.display()
+        );
+        std::fs::write(self.pam_dir.join(name), line)
+            .unwrap_or_else(|e| panic!("write service: {e}"));
+    }
+
+    /// An in-process login through libpam (`pam_start_confdir`).
+    pub fn pam(&self, service: &str, user: &str) -> PamRun {
+        PamRun::new(&self.pam_dir, service, user)
+    }
+
+    /// A `pamtester` process under pam_wrapper, fed `stdin`.
+    pub fn pamtester(&self, service: &str, user: &str, stdin: &str, items: &[&str]) -> Output {
+        self.pamtester_cmd(service, user, items, None).run(stdin)
+    }
+
+    pub fn pamtester_cmd(
+        &self,
+        service: &str,
+        user: &str,
+        items: &[&str],
+        as_user: Option<&str>,
+    ) -> Pamtester {
+        let mut cmd = match as_user {
+            Some(u) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={u}"),
+                    "--regid=nogroup",
+                    "--clear-groups",
+                    "pamtester",
+                ]);
+                c
+            }
+            None => Command::new("pamtester"),
+        };
+        // pam_wrapper picks /tmp/pam.<letter> by default, which collides when
+        // two processes start at once: give each process its own runtime dir.
+        static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+        let runtime = self
+            .dir
+            .path()
+            .join(format!("pwrap-{}", SPAWNED.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir(&runtime).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777))
+            .unwrap_or_else(|e| panic!("chmod: {e}"));
+        cmd.env("LD_PRELOAD", "libpam_wrapper.so")
+            .env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", &self.pam_dir)
+            .env("PAM_WRAPPER_RUNTIME_DIR", &runtime)
+            .arg("-v");
+        for item in items {
+            cmd.arg("-I").arg(item);
+        }
+        cmd.args([service, user, "authenticate"]);
+        Pamtester { cmd }
+    }
+}
+
+pub struct Pamtester {
+    pub cmd: Command,
+}
+
+impl Pamtester {
+    pub fn spawn(mut self, stdin: &str) -> Child {
+        use std::io::Write;
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("spawn pamtester (apt-get install pamtester libpam-wrapper): {e}")
+            });
+        if let Some(mut s) = child.stdin.take() {
+            let _ = s.write_all(stdin.as_bytes());
+        }
+        child
+    }
+
+    pub fn run(self, stdin: &str) -> Output {
+        self.spawn(stdin)
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("pamtester: {e}"))
+    }
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
