@@ -87,32 +87,36 @@ async fn generate(
         ctx.clock.now_unix(),
     );
     let u = user.clone();
-    let _permit = ctx.hash_permits.clone().acquire_owned().await;
-    let result = tokio::task::spawn_blocking(move || -> Result<Result<_, String>, RecoveryError> {
-        let enrolled = store.load(&u)?.is_some_and(|s| s.enrolled());
-        if enrolled && !admin {
-            let Some(proof) = proof else {
-                return Ok(Err("you already have recovery codes: give one of them (pushmfa recovery generate asks for it)".into()));
-            };
-            let Ok(code) = crate::codes::normalize(&proof) else {
-                return Ok(Err("that is not a recovery code".into()));
-            };
-            match recovery::attempt(&store, Some(&u), &code, &cfg, now)? {
-                Attempt::Accepted { .. } => {}
-                Attempt::Backoff { retry_after } => {
-                    return Ok(Err(format!("too many wrong codes: wait {retry_after} s")));
-                }
-                Attempt::LockedOut => return Ok(Err("recovery codes are locked; ask an administrator".into())),
-                Attempt::Wrong | Attempt::NotEnrolled => {
-                    return Ok(Err("that recovery code is not valid".into()));
+    let job =
+        move |scratch: &mut crate::codes::Scratch| -> Result<Result<_, String>, RecoveryError> {
+            let enrolled = store.load(&u)?.is_some_and(|s| s.enrolled());
+            if enrolled && !admin {
+                let Some(proof) = proof else {
+                    return Ok(Err("you already have recovery codes: give one of them (pushmfa recovery generate asks for it)".into()));
+                };
+                let Ok(code) = crate::codes::normalize(&proof) else {
+                    return Ok(Err("that is not a recovery code".into()));
+                };
+                match recovery::attempt(&store, Some(&u), &code, &cfg, now, scratch)? {
+                    Attempt::Accepted { .. } => {}
+                    Attempt::Backoff { retry_after } => {
+                        return Ok(Err(format!("too many wrong codes: wait {retry_after} s")));
+                    }
+                    Attempt::LockedOut => {
+                        return Ok(Err("recovery codes are locked; ask an administrator".into()));
+                    }
+                    Attempt::Wrong | Attempt::NotEnrolled => {
+                        return Ok(Err("that recovery code is not valid".into()));
+                    }
                 }
             }
-        }
-        Ok(Ok(recovery::generate(&store, &u, &cfg, now)?))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| store_err(ctx, "recovery generate", e))?;
+            Ok(Ok(recovery::generate(&store, &u, &cfg, now, scratch)?))
+        };
+    let result = ctx
+        .hashers
+        .run(job)
+        .await?
+        .map_err(|e| store_err(ctx, "recovery generate", e))?;
     match result {
         Ok(codes) => {
             ctx.log.info(&format!(

@@ -159,17 +159,15 @@ impl Login<'_> {
 
     /// One attempt on a blocking thread, at most `max_parallel_hashes` at once.
     async fn check(&self, code: Zeroizing<String>) -> Result<Attempt, RecoveryError> {
-        let permit = self.ctx.hash_permits.clone().acquire_owned().await;
         let store = self.ctx.store.clone();
         let user = self.user.clone();
         let cfg = self.ctx.cfg.recovery.clone();
         let now = self.ctx.clock.now_unix();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            recovery::attempt(&store, user.as_ref(), &code, &cfg, now)
-        })
-        .await
-        .map_err(|e| RecoveryError::Internal(e.to_string()))?
+        self.ctx
+            .hashers
+            .run(move |scratch| recovery::attempt(&store, user.as_ref(), &code, &cfg, now, scratch))
+            .await
+            .map_err(RecoveryError::Internal)?
     }
 
     async fn ask(&mut self, text: &str, echo: bool) -> Result<Zeroizing<String>, End> {

@@ -1,7 +1,7 @@
 //! Recovery codes: 80 random bits shown as `XXXX-XXXX-XXXX-XXXX` in
 //! Crockford base32, normalized on input, hashed with Argon2id.
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -81,18 +81,35 @@ pub fn normalize(input: &str) -> Result<Zeroizing<String>, CodeError> {
     Ok(out)
 }
 
-/// Argon2id of a normalized code under the user's salt.
+/// Argon2id working memory, reused across hashes: allocating ~19 MiB per
+/// attempt on whichever blocking thread runs it let the helper's RSS grow
+/// with every concurrent login; a fixed set of these keeps it flat.
+#[derive(Default)]
+pub struct Scratch(Vec<Block>);
+
+/// Argon2id of a normalized code under the user's salt (allocates its memory).
 pub fn hash_code(
     normalized: &str,
     salt: &[u8],
     p: HashParams,
 ) -> Result<Zeroizing<[u8; HASH_LEN]>, CodeError> {
+    hash_code_in(normalized, salt, p, &mut Scratch::default())
+}
+
+/// Argon2id of a normalized code under the user's salt, in `scratch`.
+pub fn hash_code_in(
+    normalized: &str,
+    salt: &[u8],
+    p: HashParams,
+    scratch: &mut Scratch,
+) -> Result<Zeroizing<[u8; HASH_LEN]>, CodeError> {
     let params = Params::new(p.memory_kib, p.iterations, p.parallelism, Some(HASH_LEN))
         .map_err(|_| CodeError::Params)?;
+    scratch.0.resize(params.block_count(), Block::default());
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; HASH_LEN]);
     argon
-        .hash_password_into(normalized.as_bytes(), salt, &mut *out)
+        .hash_password_into_with_memory(normalized.as_bytes(), salt, &mut *out, &mut scratch.0)
         .map_err(|_| CodeError::Params)?;
     Ok(out)
 }

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod codes;
 pub mod conn;
 pub mod doctor;
+pub mod hashing;
 pub mod log;
 pub mod peer;
 pub mod recovery;

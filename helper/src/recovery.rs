@@ -7,7 +7,7 @@
 //! returns. Holding the lock across all of that is what makes two parallel
 //! logins with one code end with exactly one success.
 
-use crate::codes::{self, CodeError, HASH_LEN, HashParams, SALT_LEN};
+use crate::codes::{self, CodeError, HASH_LEN, HashParams, SALT_LEN, Scratch};
 use crate::store::{Failures, RecoverySet, Store, StoreError, UserName, UserState};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -96,16 +96,17 @@ pub fn attempt(
     code: &str,
     cfg: &Recovery,
     now: u64,
+    scratch: &mut Scratch,
 ) -> Result<Attempt, RecoveryError> {
     let Some(user) = user else {
-        return dummy_attempt(code, cfg);
+        return dummy_attempt(code, cfg, scratch);
     };
     let lock = store.lock(user)?;
     let Some(mut state) = store.load(user)? else {
-        return dummy_attempt(code, cfg);
+        return dummy_attempt(code, cfg, scratch);
     };
     let Some(set) = state.recovery.clone() else {
-        return dummy_attempt(code, cfg);
+        return dummy_attempt(code, cfg, scratch);
     };
     if state.failures.consecutive >= cfg.lockout_after {
         return Ok(Attempt::LockedOut);
@@ -119,7 +120,7 @@ pub fn attempt(
         iterations: set.iterations,
         parallelism: set.parallelism,
     };
-    let hash = codes::hash_code(code, &salt, stored_params)?;
+    let hash = codes::hash_code_in(code, &salt, stored_params, scratch)?;
     let result = match codes::find_match(&hash, &hashes) {
         Some(i) => {
             let mut set = set;
@@ -140,10 +141,14 @@ pub fn attempt(
     Ok(result)
 }
 
-fn dummy_attempt(code: &str, cfg: &Recovery) -> Result<Attempt, RecoveryError> {
+fn dummy_attempt(
+    code: &str,
+    cfg: &Recovery,
+    scratch: &mut Scratch,
+) -> Result<Attempt, RecoveryError> {
     let mut salt = [0u8; SALT_LEN];
     codes::random_bytes(&mut salt)?;
-    codes::hash_code(code, &salt, params(cfg))?;
+    codes::hash_code_in(code, &salt, params(cfg), scratch)?;
     Ok(Attempt::NotEnrolled)
 }
 
@@ -154,6 +159,7 @@ pub fn generate(
     user: &UserName,
     cfg: &Recovery,
     now: u64,
+    scratch: &mut Scratch,
 ) -> Result<Vec<Zeroizing<String>>, RecoveryError> {
     let lock = store.lock(user)?;
     let mut state = store.load(user)?.unwrap_or_else(UserState::new);
@@ -165,7 +171,7 @@ pub fn generate(
     for _ in 0..cfg.code_count {
         let code = codes::generate_code()?;
         let normalized = codes::normalize(&code)?;
-        unused.push(B64.encode(*codes::hash_code(&normalized, &salt, p)?));
+        unused.push(B64.encode(*codes::hash_code_in(&normalized, &salt, p, scratch)?));
         shown.push(code);
     }
     state.recovery = Some(RecoverySet {
@@ -237,20 +243,28 @@ mod tests {
     #[test]
     fn code_works_once() {
         let (_d, store, u) = setup();
-        let codes = generate(&store, &u, &cfg(), 1000).unwrap();
+        let codes = generate(&store, &u, &cfg(), 1000, &mut Scratch::default()).unwrap();
         assert_eq!(codes.len(), 10);
         let c = norm(&codes[3]);
         assert_eq!(
-            attempt(&store, Some(&u), &c, &cfg(), 1001).unwrap(),
+            attempt(&store, Some(&u), &c, &cfg(), 1001, &mut Scratch::default()).unwrap(),
             Attempt::Accepted { codes_left: 9 }
         );
         assert_eq!(
-            attempt(&store, Some(&u), &c, &cfg(), 1002).unwrap(),
+            attempt(&store, Some(&u), &c, &cfg(), 1002, &mut Scratch::default()).unwrap(),
             Attempt::Wrong
         );
         // Other codes still work, and the success reset the counter.
         assert_eq!(
-            attempt(&store, Some(&u), &norm(&codes[0]), &cfg(), 1003).unwrap(),
+            attempt(
+                &store,
+                Some(&u),
+                &norm(&codes[0]),
+                &cfg(),
+                1003,
+                &mut Scratch::default()
+            )
+            .unwrap(),
             Attempt::Accepted { codes_left: 8 }
         );
     }
@@ -258,14 +272,30 @@ mod tests {
     #[test]
     fn regenerating_replaces_old_codes() {
         let (_d, store, u) = setup();
-        let old = generate(&store, &u, &cfg(), 1).unwrap();
-        let new = generate(&store, &u, &cfg(), 2).unwrap();
+        let old = generate(&store, &u, &cfg(), 1, &mut Scratch::default()).unwrap();
+        let new = generate(&store, &u, &cfg(), 2, &mut Scratch::default()).unwrap();
         assert_eq!(
-            attempt(&store, Some(&u), &norm(&old[0]), &cfg(), 3).unwrap(),
+            attempt(
+                &store,
+                Some(&u),
+                &norm(&old[0]),
+                &cfg(),
+                3,
+                &mut Scratch::default()
+            )
+            .unwrap(),
             Attempt::Wrong
         );
         assert_eq!(
-            attempt(&store, Some(&u), &norm(&new[0]), &cfg(), 4).unwrap(),
+            attempt(
+                &store,
+                Some(&u),
+                &norm(&new[0]),
+                &cfg(),
+                4,
+                &mut Scratch::default()
+            )
+            .unwrap(),
             Attempt::Accepted { codes_left: 9 }
         );
     }
@@ -273,21 +303,37 @@ mod tests {
     #[test]
     fn backoff_then_lockout_with_injected_time() {
         let (_d, store, u) = setup();
-        let codes = generate(&store, &u, &cfg(), 0).unwrap();
+        let codes = generate(&store, &u, &cfg(), 0, &mut Scratch::default()).unwrap();
         let wrong = norm("0000-0000-0000-0000");
         let mut now = 100;
         for i in 0..cfg().lockout_after {
             // Each attempt after backoff_after failures must wait 2^(n-3) s.
             if let Some(wait) = status(&store, &u, &cfg(), now).unwrap().retry_after_secs {
                 assert_eq!(
-                    attempt(&store, Some(&u), &wrong, &cfg(), now).unwrap(),
+                    attempt(
+                        &store,
+                        Some(&u),
+                        &wrong,
+                        &cfg(),
+                        now,
+                        &mut Scratch::default()
+                    )
+                    .unwrap(),
                     Attempt::Backoff { retry_after: wait }
                 );
                 assert_eq!(wait, 1 << (i - cfg().backoff_after));
                 now += wait;
             }
             assert_eq!(
-                attempt(&store, Some(&u), &wrong, &cfg(), now).unwrap(),
+                attempt(
+                    &store,
+                    Some(&u),
+                    &wrong,
+                    &cfg(),
+                    now,
+                    &mut Scratch::default()
+                )
+                .unwrap(),
                 Attempt::Wrong,
                 "try {i}"
             );
@@ -298,12 +344,28 @@ mod tests {
         // Locked: even a valid code is refused, and it is not consumed.
         let good = norm(&codes[0]);
         assert_eq!(
-            attempt(&store, Some(&u), &good, &cfg(), now + 10_000).unwrap(),
+            attempt(
+                &store,
+                Some(&u),
+                &good,
+                &cfg(),
+                now + 10_000,
+                &mut Scratch::default()
+            )
+            .unwrap(),
             Attempt::LockedOut
         );
         assert!(unlock(&store, &u).unwrap());
         assert_eq!(
-            attempt(&store, Some(&u), &good, &cfg(), now + 10_001).unwrap(),
+            attempt(
+                &store,
+                Some(&u),
+                &good,
+                &cfg(),
+                now + 10_001,
+                &mut Scratch::default()
+            )
+            .unwrap(),
             Attempt::Accepted { codes_left: 9 }
         );
     }
@@ -313,11 +375,11 @@ mod tests {
         let (_d, store, u) = setup();
         let c = norm("0000-0000-0000-0000");
         assert_eq!(
-            attempt(&store, None, &c, &cfg(), 0).unwrap(),
+            attempt(&store, None, &c, &cfg(), 0, &mut Scratch::default()).unwrap(),
             Attempt::NotEnrolled
         );
         assert_eq!(
-            attempt(&store, Some(&u), &c, &cfg(), 0).unwrap(),
+            attempt(&store, Some(&u), &c, &cfg(), 0, &mut Scratch::default()).unwrap(),
             Attempt::NotEnrolled
         );
         assert!(!status(&store, &u, &cfg(), 0).unwrap().enrolled);
@@ -326,12 +388,17 @@ mod tests {
     #[test]
     fn parallel_attempts_with_one_code_have_one_winner() {
         let (_d, store, u) = setup();
-        let codes = generate(&store, &u, &cfg(), 0).unwrap();
+        let codes = generate(&store, &u, &cfg(), 0, &mut Scratch::default()).unwrap();
         for code in codes.iter().take(5) {
             let c = norm(code);
             let results: Vec<Attempt> = std::thread::scope(|s| {
                 let hs: Vec<_> = (0..4)
-                    .map(|_| s.spawn(|| attempt(&store, Some(&u), &c, &cfg(), 1).unwrap()))
+                    .map(|_| {
+                        s.spawn(|| {
+                            attempt(&store, Some(&u), &c, &cfg(), 1, &mut Scratch::default())
+                                .unwrap()
+                        })
+                    })
                     .collect();
                 hs.into_iter().map(|h| h.join().unwrap()).collect()
             });

@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::conn::Conn;
+use crate::hashing::Hashers;
 use crate::log::Logger;
 use crate::peer::Peer;
 use crate::store::Store;
@@ -24,7 +25,7 @@ pub struct Ctx {
     pub log: Arc<Logger>,
     pub clock: Arc<dyn Clock>,
     /// Bounds concurrent Argon2id computations (each uses its memory cost).
-    pub hash_permits: Arc<Semaphore>,
+    pub hashers: Hashers,
     pub helper_uid: u32,
 }
 
@@ -39,7 +40,7 @@ impl Ctx {
             store,
             log,
             clock,
-            hash_permits: Arc::new(Semaphore::new(hashes)),
+            hashers: Hashers::new(hashes),
             helper_uid: nix::unistd::geteuid().as_raw(),
         }
     }

@@ -37,11 +37,15 @@ pub mod rc {
 /// Argon2id cost for tests: the scenario logic, not the KDF, is under test.
 pub const CHEAP_ARGON2: &str = "argon2_memory_kib = 64\nargon2_iterations = 1\n";
 
-/// `target/<profile>`, found from the running test binary (`deps/..`).
+/// `target/<profile>`, found from the running binary (tests run from `deps/`).
 pub fn build_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    let deps = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    deps.parent().map(Path::to_path_buf).unwrap_or_default()
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        dir
+    }
 }
 
 fn must_exist(p: PathBuf) -> PathBuf {
@@ -107,6 +111,7 @@ pub struct TestEnv {
 impl TestEnv {
     /// A fresh environment; `extra` is appended to the generated
     /// configuration (sections `[recovery]` etc. start after `[helper]`).
+    /// Argon2id is made cheap unless `extra` sets its cost.
     pub fn new(extra: &str) -> TestEnv {
         let dir = tempfile::Builder::new()
             .prefix("pushmfa-test-")
@@ -130,7 +135,9 @@ impl TestEnv {
             "[helper]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{}",
             socket.display(),
             state.display(),
-            if extra.contains("[recovery]") {
+            if extra.contains("argon2_") {
+                extra.to_owned()
+            } else if extra.contains("[recovery]") {
                 extra.replace("[recovery]\n", &format!("[recovery]\n{CHEAP_ARGON2}"))
             } else {
                 format!("{extra}\n[recovery]\n{CHEAP_ARGON2}")
