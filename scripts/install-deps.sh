@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pushmfa builds and tests with, if missing:
 # libpam0g-dev (links the module), pamtester + libpam-wrapper (drive real PAM
-# logins without root or /etc/pam.d edits), libnss-wrapper, util-linux (setpriv).
+# logins without root or /etc/pam.d edits), libnss-wrapper, util-linux (setpriv),
+# systemd (systemd-socket-activate, to test socket activation).
 set -euo pipefail
-pkgs=(libpam0g-dev libpam-wrapper libnss-wrapper pamtester util-linux)
+pkgs=(libpam0g-dev libpam-wrapper libnss-wrapper pamtester util-linux systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

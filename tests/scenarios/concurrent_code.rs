@@ -4,6 +4,7 @@
 use base64::Engine;
 use pushmfa_helper::codes::{HashParams, hash_code, normalize};
 use pushmfa_tests::TestEnv;
+use std::io::Write;
 
 fn rounds() -> usize {
     std::env::var("PUSHMFA_RACE_ROUNDS")

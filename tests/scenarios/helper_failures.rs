@@ -155,3 +155,68 @@ fn helper_refuses_bad_frames_and_keeps_serving() {
     );
     e.kill_helper();
 }
+
+#[test]
+fn helper_serves_the_socket_systemd_passes() {
+    let mut e = TestEnv::new("");
+    e.start_helper_socket_activated();
+    e.service(SVC, "");
+    // The first connection starts the helper on the inherited socket.
+    let codes = e.generate("alice");
+    e.wait_for_log("listening on the systemd socket");
+    assert_eq!(
+        e.pam(SVC, "alice").answer(codes[0].as_str()).run().0,
+        rc::SUCCESS
+    );
+}
+
+#[test]
+fn many_logins_at_once_are_served_without_cross_talk() {
+    let mut e = TestEnv::new("");
+    e.start_helper();
+    e.service(SVC, "");
+    let users: Vec<(String, Vec<String>)> = (0..20)
+        .map(|i| {
+            let u = format!("user{i}");
+            let c = e.generate(&u);
+            (u, c)
+        })
+        .collect();
+    let users = &users;
+    let results: Vec<(i32, i32)> = std::thread::scope(|s| {
+        let hs: Vec<_> = users
+            .iter()
+            .enumerate()
+            .map(|(i, (u, codes))| {
+                let e = &e;
+                s.spawn(move || {
+                    // Even users type their own code, odd users their neighbour's.
+                    let code = if i % 2 == 0 {
+                        codes[0].clone()
+                    } else {
+                        users[i - 1].1[1].clone()
+                    };
+                    (
+                        i as i32,
+                        e.pam(SVC, u)
+                            .answer(code.as_str())
+                            .answer(Answer::Fail)
+                            .run()
+                            .0,
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or((-1, -1)))
+            .collect()
+    });
+    for (i, code) in results {
+        let want = if i % 2 == 0 {
+            rc::SUCCESS
+        } else {
+            rc::CONV_ERR
+        };
+        assert_eq!(code, want, "user{i}");
+    }
+}

@@ -86,3 +86,12 @@ fn corrupt_state_is_reported_not_reset() {
         rc::SUCCESS
     );
 }
+
+#[test]
+fn state_dir_replaced_by_a_symlink() {
+    let (e, codes) = enrolled();
+    let moved = e.dir.path().join("moved-state");
+    fs::rename(&e.state, &moved).unwrap_or_else(|err| panic!("{err}"));
+    std::os::unix::fs::symlink(&moved, &e.state).unwrap_or_else(|err| panic!("{err}"));
+    assert_fails_closed(&e, &codes[0], "symbolic link");
+}

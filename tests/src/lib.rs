@@ -71,10 +71,45 @@ pub fn module_path() -> PathBuf {
     })
 }
 
+/// Newest modification time of the files under `dir`.
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
 /// A built binary of the workspace (`PUSHMFA_BIN_DIR` overrides the directory).
+///
+/// `cargo test -p pushmfa-tests` rebuilds the helper library but not its
+/// binaries, so a binary older than the sources it is built from would test
+/// stale code: that is refused.
 pub fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("PUSHMFA_BIN_DIR").map_or_else(build_dir, PathBuf::from);
-    must_exist(dir.join(name))
+    if let Some(dir) = std::env::var_os("PUSHMFA_BIN_DIR") {
+        return must_exist(PathBuf::from(dir).join(name));
+    }
+    let path = must_exist(build_dir().join(name));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sources = ["helper/src", "protocol/src", "config/src"]
+        .iter()
+        .filter_map(|d| newest_mtime(&root.join(d)))
+        .max();
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    if let (Some(src), Some(exe)) = (sources, built) {
+        assert!(
+            exe >= src,
+            "{} is older than its sources: run `cargo test --workspace` (or `cargo build --workspace` first)",
+            path.display()
+        );
+    }
+    path
 }
 
 /// The helper's stderr lines, with a wakeup for each new line.
@@ -156,22 +191,39 @@ impl TestEnv {
 
     /// Starts pushmfa-helper and waits until it listens (it says so on stderr).
     pub fn start_helper(&mut self) -> &Helper {
-        let mut child = Command::new(bin("pushmfa-helper"))
+        let mut cmd = Command::new(bin("pushmfa-helper"));
+        cmd.arg("--config").arg(&self.config).arg("--log-stderr");
+        self.spawn_helper(cmd, "listening on")
+    }
+
+    /// Starts the helper the way systemd's socket activation does: another
+    /// program owns the listening socket and execs the helper with it as fd 3
+    /// (LISTEN_FDS/LISTEN_PID) at the first connection.
+    pub fn start_helper_socket_activated(&mut self) -> &Helper {
+        let mut cmd = Command::new("systemd-socket-activate");
+        cmd.arg("-l")
+            .arg(&self.socket)
+            .arg(bin("pushmfa-helper"))
             .arg("--config")
             .arg(&self.config)
-            .arg("--log-stderr")
+            .arg("--log-stderr");
+        self.spawn_helper(cmd, "Listening on")
+    }
+
+    fn spawn_helper(&mut self, mut cmd: Command, ready: &'static str) -> &Helper {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn pushmfa-helper: {e}"));
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let log: SharedLog = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let (tx, rx) = mpsc::channel();
         if let Some(stderr) = child.stderr.take() {
             let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains("listening on") {
+                    if line.contains(ready) {
                         let _ = tx.send(());
                     }
                     if let Ok(mut l) = log.0.lock() {
@@ -336,6 +388,30 @@ impl Pamtester {
             let _ = s.write_all(stdin.as_bytes());
         }
         child
+    }
+
+    /// Spawns with stdin left open, returning once the process shows `prompt`
+    /// on stderr (what it printed so far is returned too).
+    pub fn spawn_until_prompt(mut self, prompt: &str) -> (Child, Vec<u8>) {
+        use std::io::Read;
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn pamtester: {e}"));
+        let mut seen = Vec::new();
+        if let Some(err) = child.stderr.as_mut() {
+            let mut byte = [0u8; 1];
+            while !seen.ends_with(prompt.as_bytes()) {
+                match err.read(&mut byte) {
+                    Ok(1) => seen.push(byte[0]),
+                    _ => break,
+                }
+            }
+        }
+        (child, seen)
     }
 
     pub fn run(self, stdin: &str) -> Output {
