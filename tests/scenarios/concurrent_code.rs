@@ -46,11 +46,20 @@ fn same_code_in_two_parallel_logins_has_exactly_one_winner() {
         let batch = codes.len().min(rounds() - done);
         for code in codes.iter().take(batch) {
             assert!(on_disk(&e, code));
+            // Both logins wait at the prompt; then the code reaches both at once.
+            let mut racers = [0, 1].map(|_| {
+                e.pamtester_cmd("race", "alice", &[], None)
+                    .spawn_until_prompt("Recovery code: ")
+                    .0
+            });
             let input = format!("{code}\n");
-            let a = e.pamtester_cmd("race", "alice", &[], None).spawn(&input);
-            let b = e.pamtester_cmd("race", "alice", &[], None).spawn(&input);
+            let mut stdins: Vec<_> = racers.iter_mut().filter_map(|c| c.stdin.take()).collect();
+            for s in &mut stdins {
+                let _ = s.write_all(input.as_bytes());
+            }
+            drop(stdins);
             let results =
-                [a, b].map(|c| c.wait_with_output().unwrap_or_else(|err| panic!("{err}")));
+                racers.map(|c| c.wait_with_output().unwrap_or_else(|err| panic!("{err}")));
             let wins = results.iter().filter(|o| o.status.success()).count();
             assert_eq!(
                 wins,
