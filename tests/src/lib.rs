@@ -373,17 +373,21 @@ pub struct Pamtester {
 }
 
 impl Pamtester {
-    pub fn spawn(mut self, stdin: &str) -> Child {
-        use std::io::Write;
-        let mut child = self
-            .cmd
+    fn spawn_piped(mut self) -> Child {
+        self.cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("spawn pamtester (apt-get install pamtester libpam-wrapper): {e}")
-            });
+            })
+    }
+
+    /// Spawns and writes all of `stdin` (one answer per line).
+    pub fn spawn(self, stdin: &str) -> Child {
+        use std::io::Write;
+        let mut child = self.spawn_piped();
         if let Some(mut s) = child.stdin.take() {
             let _ = s.write_all(stdin.as_bytes());
         }
@@ -392,15 +396,9 @@ impl Pamtester {
 
     /// Spawns with stdin left open, returning once the process shows `prompt`
     /// on stderr (what it printed so far is returned too).
-    pub fn spawn_until_prompt(mut self, prompt: &str) -> (Child, Vec<u8>) {
+    pub fn spawn_until_prompt(self, prompt: &str) -> (Child, Vec<u8>) {
         use std::io::Read;
-        let mut child = self
-            .cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn pamtester: {e}"));
+        let mut child = self.spawn_piped();
         let mut seen = Vec::new();
         if let Some(err) = child.stderr.as_mut() {
             let mut byte = [0u8; 1];
