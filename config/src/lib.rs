@@ -42,6 +42,7 @@ pub struct Helper {
     pub state_dir: PathBuf,
     pub prompt_timeout_secs: u32,
     pub max_connections: u32,
+    pub max_connections_per_user: u32,
 }
 
 impl Default for Helper {
@@ -51,6 +52,7 @@ impl Default for Helper {
             state_dir: PathBuf::from("/var/lib/pushmfa"),
             prompt_timeout_secs: 120,
             max_connections: 256,
+            max_connections_per_user: 8,
         }
     }
 }
@@ -252,6 +254,13 @@ impl Config {
             600,
         )?;
         range("helper", "max_connections", h.max_connections, 1, 65536)?;
+        range(
+            "helper",
+            "max_connections_per_user",
+            h.max_connections_per_user,
+            1,
+            h.max_connections,
+        )?;
         let r = &self.recovery;
         range("recovery", "code_count", r.code_count, 1, 20)?;
         range("recovery", "max_tries", r.max_tries, 1, 10)?;

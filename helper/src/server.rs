@@ -8,12 +8,13 @@ use crate::peer::Peer;
 use crate::store::Store;
 use pushmfa_config::Config;
 use pushmfa_protocol::ipc::{Request, Response};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::os::fd::FromRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
@@ -42,6 +43,54 @@ impl Ctx {
             clock,
             hashers: Hashers::new(hashes),
             helper_uid: nix::unistd::geteuid().as_raw(),
+        }
+    }
+}
+
+/// Counts open connections per non-root uid.
+pub struct PerUser {
+    open: Mutex<HashMap<u32, usize>>,
+    max: usize,
+}
+
+/// One counted connection; released on drop.
+pub struct UserSlot {
+    owner: Arc<PerUser>,
+    uid: u32,
+}
+
+impl PerUser {
+    pub fn new(max: usize) -> Arc<PerUser> {
+        Arc::new(PerUser {
+            open: Mutex::new(HashMap::new()),
+            max,
+        })
+    }
+
+    /// A slot for `uid`, or None if it already holds `max` connections.
+    pub fn acquire(self: &Arc<Self>, uid: u32) -> Option<UserSlot> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(uid).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            owner: self.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.owner.open.lock() {
+            if let Some(n) = open.get_mut(&self.uid) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&self.uid);
+                }
+            }
         }
     }
 }
@@ -94,7 +143,17 @@ pub fn listen(path: &Path) -> io::Result<Listener> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        // Only ever remove a stale socket, never a file that is in the way.
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; check helper.socket",
+                    path.display()
+                ),
+            ));
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
@@ -114,6 +173,7 @@ pub fn listen(path: &Path) -> io::Result<Listener> {
 /// Serves connections until `shutdown` completes.
 pub async fn serve(listener: &UnixListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(ctx.cfg.helper.max_connections as usize));
+    let per_user = PerUser::new(ctx.cfg.helper.max_connections_per_user as usize);
     tokio::pin!(shutdown);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -126,8 +186,9 @@ pub async fn serve(listener: &UnixListener, ctx: Arc<Ctx>, shutdown: impl Future
         match accepted {
             Ok((stream, _)) => {
                 let ctx = ctx.clone();
+                let per_user = per_user.clone();
                 tokio::spawn(async move {
-                    handle(&ctx, stream).await;
+                    handle(&ctx, &per_user, stream).await;
                     drop(slot);
                 });
             }
@@ -139,7 +200,7 @@ pub async fn serve(listener: &UnixListener, ctx: Arc<Ctx>, shutdown: impl Future
     }
 }
 
-async fn handle(ctx: &Ctx, stream: UnixStream) {
+async fn handle(ctx: &Ctx, per_user: &Arc<PerUser>, stream: UnixStream) {
     let peer = match stream.peer_cred() {
         Ok(c) => Peer {
             uid: c.uid(),
@@ -149,6 +210,20 @@ async fn handle(ctx: &Ctx, stream: UnixStream) {
             ctx.log
                 .error(&format!("SO_PEERCRED failed, dropping connection: {e}"));
             return;
+        }
+    };
+    let _user_slot = if peer.uid == 0 {
+        None
+    } else {
+        match per_user.acquire(peer.uid) {
+            Some(slot) => Some(slot),
+            None => {
+                ctx.log.warning(&format!(
+                    "uid {} already holds {} connections (helper.max_connections_per_user); closing one more",
+                    peer.uid, per_user.max
+                ));
+                return;
+            }
         }
     };
     let mut conn = Conn::new(stream);
@@ -173,5 +248,46 @@ async fn handle(ctx: &Ctx, stream: UnixStream) {
                 })
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_user_slots_are_capped_and_released() {
+        let p = PerUser::new(2);
+        let a = p.acquire(1000).unwrap();
+        let _b = p.acquire(1000).unwrap();
+        assert!(p.acquire(1000).is_none());
+        assert!(p.acquire(1001).is_some(), "another user is not affected");
+        drop(a);
+        assert!(p.acquire(1000).is_some());
+    }
+
+    #[tokio::test]
+    async fn never_removes_a_file_that_is_not_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("important");
+        std::fs::write(&path, "keep me").unwrap();
+        let err = listen(&path).err().unwrap();
+        assert!(err.to_string().contains("is not a socket"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    }
+
+    #[tokio::test]
+    async fn replaces_a_stale_socket_but_not_a_live_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.sock");
+        let live = listen(&path).unwrap();
+        let err = listen(&path).err().unwrap();
+        assert!(err.to_string().contains("already listening"), "{err}");
+        // A socket left behind by a crash (listener gone, file still there).
+        let stale = std::os::unix::net::UnixListener::bind(dir.path().join("s.sock")).unwrap();
+        drop(stale);
+        assert!(listen(&dir.path().join("s.sock")).is_ok());
+        drop(live);
+        assert!(!path.exists(), "socket not removed on shutdown");
     }
 }

@@ -124,3 +124,41 @@ fn admin_generate_and_unlock_via_cli() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("recovery codes:  9 left"), "{text}");
 }
+
+#[test]
+fn one_user_cannot_take_every_helper_slot() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run clients as another user");
+        return;
+    }
+    let mut e = TestEnv::new("max_connections_per_user = 3\n");
+    e.start_helper();
+    e.service(SVC, "");
+    e.generate("nobody");
+    let root_codes = e.generate("root");
+    // Three logins by `nobody`, parked at the prompt, hold its three slots.
+    let mut parked: Vec<_> = (0..3)
+        .map(|_| {
+            e.pamtester_cmd(SVC, "nobody", &[], Some("nobody"))
+                .spawn_until_prompt("Recovery code: ")
+                .0
+        })
+        .collect();
+    let fourth = e.pamtester_cmd(SVC, "nobody", &[], Some("nobody")).run("");
+    let stderr = String::from_utf8_lossy(&fourth.stderr);
+    assert!(!fourth.status.success());
+    assert!(
+        stderr.contains("cannot retrieve authentication info"),
+        "{stderr}"
+    );
+    e.wait_for_log("uid 65534 already holds 3 connections");
+    // Root callers (sudo, sshd) are not affected.
+    assert_eq!(
+        e.pam(SVC, "root").answer(root_codes[0].as_str()).run().0,
+        rc::SUCCESS
+    );
+    for p in &mut parked {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
