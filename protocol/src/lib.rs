@@ -10,6 +10,7 @@
 
 pub mod frame;
 pub mod ipc;
+pub mod signed;
 pub mod text;
 
 pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};

@@ -1,0 +1,63 @@
+//! Prints a fresh set of test vectors as JSON (how protocol/testdata/vectors.json
+//! was made): `cargo run -p pushmfa-protocol --example make_vectors`.
+//! ECDSA signatures are randomized, so each run differs; any run is valid.
+
+use pushmfa_protocol::signed::{Approval, Challenge, Context, Decision, device_id, host_id};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let rng = SystemRandom::new();
+    let key = |rng: &SystemRandom| -> Result<(Vec<u8>, EcdsaKeyPair), Box<dyn std::error::Error>> {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, rng)
+            .map_err(|_| "keygen")?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), rng)
+            .map_err(|_| "pkcs8")?;
+        Ok((pkcs8.as_ref().to_vec(), pair))
+    };
+    let (host_pkcs8, host) = key(&rng)?;
+    let (dev_pkcs8, dev) = key(&rng)?;
+    let challenge = Challenge {
+        id: [0x11; 32],
+        host_id: host_id(host.public_key().as_ref()),
+        host_name: "web-1.example.org".into(),
+        context: Context {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: "203.0.113.7".into(),
+            tty: "ssh".into(),
+        },
+        issued_at: 1_795_000_000,
+        expires_at: 1_795_000_060,
+    };
+    let c_bytes = challenge.encode();
+    let c_sig = host.sign(&rng, &c_bytes).map_err(|_| "sign")?;
+    let approval = Approval::answer(
+        &challenge,
+        Decision::Approve,
+        Some(47),
+        device_id(dev.public_key().as_ref()),
+    );
+    let a_bytes = approval.encode();
+    let a_sig = dev.sign(&rng, &a_bytes).map_err(|_| "sign")?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "host_pkcs8": hex(&host_pkcs8),
+            "host_public_key": hex(host.public_key().as_ref()),
+            "host_id": hex(&challenge.host_id),
+            "device_pkcs8": hex(&dev_pkcs8),
+            "device_public_key": hex(dev.public_key().as_ref()),
+            "device_id": hex(&approval.device_id),
+            "challenge_encoded": hex(&c_bytes),
+            "challenge_host_signature": hex(c_sig.as_ref()),
+            "approval_encoded": hex(&a_bytes),
+            "approval_signature": hex(a_sig.as_ref()),
+        })
+    );
+    Ok(())
+}
