@@ -10,6 +10,7 @@
 
 pub mod frame;
 pub mod ipc;
+pub mod relay_api;
 pub mod signed;
 pub mod text;
 

@@ -1,0 +1,108 @@
+//! JSON bodies of the relay's HTTP API (docs/protocol.md, "Relay API").
+//!
+//! Binary values are base64url without padding. The relay stores and
+//! forwards challenges and responses as opaque strings: it cannot read the
+//! enrollment secret, and it cannot forge what hosts and devices sign.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted request body, in bytes.
+pub const MAX_BODY_LEN: usize = 16 * 1024;
+/// Longest long-poll wait a client may ask for, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// `POST /v1/enrollments` -> 201.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentCreated {
+    pub enrollment_id: String,
+    /// Authorizes `GET /v1/enrollments/{id}` (waiting for the device).
+    pub helper_token: String,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnrollment {
+    /// Seconds the slot stays open (default 120, at most 600).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// `POST /v1/enrollments/{id}/device`, sent by the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRegistration {
+    /// Uncompressed SEC1 P-256 public key (65 bytes).
+    pub public_key: String,
+    pub device_name: String,
+    /// HMAC-SHA256 under the enrollment secret; see docs/protocol.md.
+    pub mac: String,
+}
+
+/// Answer to the device's registration -> 201.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceChannel {
+    pub channel_id: String,
+    /// Authorizes the device's calls on its channel.
+    pub device_token: String,
+}
+
+/// `GET /v1/enrollments/{id}` -> 200 once the device registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentResult {
+    pub registration: DeviceRegistration,
+    pub channel_id: String,
+    /// Authorizes the helper's calls on the new channel.
+    pub helper_token: String,
+}
+
+/// `POST /v1/channels/{channel}/challenges`, sent by the helper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostChallenge {
+    /// The challenge id (32 bytes), also inside `challenge`.
+    pub id: String,
+    /// Seconds until the relay forgets it (at most 600).
+    pub expires_in: u64,
+    /// The encoded challenge (protocol::signed::Challenge).
+    pub challenge: String,
+    /// The host's signature over `challenge`.
+    pub signature: String,
+}
+
+/// One pending challenge as a device sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingChallenge {
+    pub id: String,
+    pub expires_in: u64,
+    pub challenge: String,
+    pub signature: String,
+}
+
+/// `GET /v1/channels/{channel}/challenges` -> 200.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingList {
+    pub challenges: Vec<PendingChallenge>,
+}
+
+/// `POST .../challenges/{id}/response` (device) and its `GET` (helper).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeResponse {
+    /// The encoded approval (protocol::signed::Approval).
+    pub response: String,
+    /// The device's signature over `response`.
+    pub signature: String,
+}
+
+/// Every error answer: `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: String,
+}

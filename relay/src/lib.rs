@@ -1,0 +1,589 @@
+//! The relay's state and HTTP API.
+//!
+//! Everything here is untrusted by the hosts: records are opaque strings,
+//! tokens are stored only as SHA-256 hashes, and nothing the relay does can
+//! produce a valid host or device signature.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod limits;
+mod persist;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use limits::RateLimiter;
+use pushmfa_protocol::relay_api::*;
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use subtle::ConstantTimeEq;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub data_dir: Option<PathBuf>,
+    /// Unanswered challenges one channel may hold.
+    pub max_pending_per_channel: usize,
+    /// Open enrollment slots in all.
+    pub max_enrollments: usize,
+    /// Requests per second per token (sustained) and burst.
+    pub rate_per_sec: f64,
+    pub burst: f64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            data_dir: None,
+            max_pending_per_channel: 16,
+            max_enrollments: 10_000,
+            rate_per_sec: 20.0,
+            burst: 100.0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("{0}")]
+    Persist(String),
+}
+
+type TokenHash = [u8; 32];
+
+fn hash_token(token: &str) -> TokenHash {
+    let mut h = [0u8; 32];
+    h.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
+    h
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct Pending {
+    record: PendingChallenge,
+    expires: Instant,
+    answered: bool,
+    response: watch::Sender<Option<ChallengeResponse>>,
+}
+
+pub(crate) struct Channel {
+    pub helper_token: TokenHash,
+    pub device_token: TokenHash,
+    pub created_at: u64,
+    pending: HashMap<String, Pending>,
+    /// Bumped whenever a challenge arrives, to wake polling devices.
+    arrivals: watch::Sender<u64>,
+}
+
+impl Channel {
+    pub(crate) fn new(
+        helper_token: TokenHash,
+        device_token: TokenHash,
+        created_at: u64,
+    ) -> Channel {
+        Channel {
+            helper_token,
+            device_token,
+            created_at,
+            pending: HashMap::new(),
+            arrivals: watch::channel(0).0,
+        }
+    }
+}
+
+struct Enrollment {
+    helper_token: TokenHash,
+    expires: Instant,
+    registered: bool,
+    result: watch::Sender<Option<EnrollmentResult>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    channels: HashMap<String, Channel>,
+    enrollments: HashMap<String, Enrollment>,
+}
+
+pub struct Relay {
+    cfg: RelayConfig,
+    inner: Mutex<Inner>,
+    limiter: RateLimiter,
+    rng: SystemRandom,
+}
+
+/// An error answer: status code plus `{"error": ...}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
+    ApiError(status, msg.into())
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+impl Relay {
+    /// Opens the relay, loading persisted channels from `data_dir`.
+    pub fn open(cfg: RelayConfig) -> Result<Relay, RelayError> {
+        let mut inner = Inner::default();
+        if let Some(dir) = &cfg.data_dir {
+            inner.channels = persist::load(dir).map_err(RelayError::Persist)?;
+        }
+        Ok(Relay {
+            limiter: RateLimiter::new(cfg.rate_per_sec, cfg.burst),
+            cfg,
+            inner: Mutex::new(inner),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    fn lock(&self) -> ApiResult<MutexGuard<'_, Inner>> {
+        self.inner
+            .lock()
+            .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+    }
+
+    fn random_id(&self, len: usize) -> ApiResult<String> {
+        let mut b = vec![0u8; len];
+        self.rng
+            .fill(&mut b)
+            .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "no randomness"))?;
+        Ok(B64.encode(b))
+    }
+
+    fn rate(&self, key: &str) -> ApiResult<()> {
+        if self.limiter.allow(key) {
+            Ok(())
+        } else {
+            Err(err(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate limit exceeded; slow down",
+            ))
+        }
+    }
+
+    fn persist(&self, inner: &Inner) -> ApiResult<()> {
+        match &self.cfg.data_dir {
+            Some(dir) => persist::save(dir, &inner.channels)
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, format!("storage: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops expired challenges and enrollment slots.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.enrollments.retain(|_, e| e.expires > now);
+            for ch in inner.channels.values_mut() {
+                ch.pending.retain(|_, p| p.expires > now);
+            }
+        }
+    }
+}
+
+/// Runs [`Relay::sweep`] every few seconds (expiry is also checked on access).
+pub async fn sweep_forever(relay: Arc<Relay>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        relay.sweep();
+    }
+}
+
+pub fn router(relay: Arc<Relay>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/enrollments", post(create_enrollment))
+        .route("/v1/enrollments/{id}", get(wait_enrollment))
+        .route("/v1/enrollments/{id}/device", post(register_device))
+        .route(
+            "/v1/channels/{channel}",
+            axum::routing::delete(delete_channel),
+        )
+        .route(
+            "/v1/channels/{channel}/challenges",
+            post(post_challenge).get(list_challenges),
+        )
+        .route(
+            "/v1/channels/{channel}/challenges/{id}/response",
+            post(post_response).get(wait_response),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_LEN))
+        .with_state(relay)
+}
+
+fn bearer(headers: &HeaderMap) -> ApiResult<String> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "missing bearer token"))
+}
+
+fn token_matches(expected: &TokenHash, presented: &str) -> bool {
+    expected.ct_eq(&hash_token(presented)).into()
+}
+
+/// Parses a JSON body, answering 400 with the reason (axum's own rejection
+/// would be 422 or 415 with a text body).
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
+}
+
+fn b64_field(name: &str, value: &str, len: Option<usize>) -> ApiResult<Vec<u8>> {
+    let bytes = B64
+        .decode(value)
+        .map_err(|_| err(StatusCode::BAD_REQUEST, format!("{name}: not base64url")))?;
+    match len {
+        Some(n) if bytes.len() != n => Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("{name}: must be {n} bytes"),
+        )),
+        _ => Ok(bytes),
+    }
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    wait: Option<u64>,
+}
+
+fn wait_for(q: &WaitQuery) -> Duration {
+    Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS))
+}
+
+const DEFAULT_ENROLL_TTL: u64 = 120;
+const MAX_TTL: u64 = 600;
+
+async fn create_enrollment(
+    State(relay): State<Arc<Relay>>,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    relay.rate("enroll:create")?;
+    let req: CreateEnrollment = if body.is_empty() {
+        CreateEnrollment::default()
+    } else {
+        json_body(&body)?
+    };
+    let ttl = req.ttl_secs.unwrap_or(DEFAULT_ENROLL_TTL).clamp(1, MAX_TTL);
+    let id = relay.random_id(16)?;
+    let token = relay.random_id(32)?;
+    let mut inner = relay.lock()?;
+    if inner.enrollments.len() >= relay.cfg.max_enrollments {
+        return Err(err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many open enrollments; try again later",
+        ));
+    }
+    inner.enrollments.insert(
+        id.clone(),
+        Enrollment {
+            helper_token: hash_token(&token),
+            expires: Instant::now() + Duration::from_secs(ttl),
+            registered: false,
+            result: watch::channel(None).0,
+        },
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollmentCreated {
+            enrollment_id: id,
+            helper_token: token,
+            expires_in: ttl,
+        }),
+    ))
+}
+
+async fn register_device(
+    State(relay): State<Arc<Relay>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    relay.rate(&format!("enroll:{id}"))?;
+    let reg: DeviceRegistration = json_body(&body)?;
+    b64_field("public_key", &reg.public_key, Some(65))?;
+    b64_field("mac", &reg.mac, Some(32))?;
+    if reg.device_name.is_empty() || reg.device_name.len() > 64 {
+        return Err(err(StatusCode::BAD_REQUEST, "device_name: 1 to 64 bytes"));
+    }
+    let channel_id = relay.random_id(16)?;
+    let device_token = relay.random_id(32)?;
+    let helper_token = relay.random_id(32)?;
+    let mut inner = relay.lock()?;
+    let enrollment = match inner.enrollments.get_mut(&id) {
+        Some(e) if e.expires > Instant::now() => e,
+        _ => return Err(err(StatusCode::NOT_FOUND, "no such enrollment (expired?)")),
+    };
+    if enrollment.registered {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "a device already registered for this enrollment",
+        ));
+    }
+    enrollment.registered = true;
+    enrollment.result.send_replace(Some(EnrollmentResult {
+        registration: reg,
+        channel_id: channel_id.clone(),
+        helper_token: helper_token.clone(),
+    }));
+    inner.channels.insert(
+        channel_id.clone(),
+        Channel::new(
+            hash_token(&helper_token),
+            hash_token(&device_token),
+            now_unix(),
+        ),
+    );
+    relay.persist(&inner)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DeviceChannel {
+            channel_id,
+            device_token,
+        }),
+    ))
+}
+
+async fn wait_enrollment(
+    State(relay): State<Arc<Relay>>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let token = bearer(&headers)?;
+    relay.rate(&token)?;
+    let mut rx = {
+        let inner = relay.lock()?;
+        match inner.enrollments.get(&id) {
+            Some(e) if token_matches(&e.helper_token, &token) => e.result.subscribe(),
+            Some(_) => return Err(err(StatusCode::UNAUTHORIZED, "wrong token")),
+            None => return Err(err(StatusCode::NOT_FOUND, "no such enrollment (expired?)")),
+        }
+    };
+    let ready = tokio::time::timeout(wait_for(&q), rx.wait_for(Option::is_some)).await;
+    let result = match ready {
+        Ok(Ok(v)) => v.clone(),
+        _ => None,
+    };
+    match result {
+        Some(r) => {
+            // Delivered once; the slot is done.
+            relay.lock()?.enrollments.remove(&id);
+            Ok(Json(r).into_response())
+        }
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Helper,
+    Device,
+}
+
+/// Checks the token for `role` on `channel` (and the rate limit).
+fn authorize(
+    relay: &Relay,
+    inner: &Inner,
+    channel: &str,
+    role: Role,
+    token: &str,
+) -> ApiResult<()> {
+    let ch = inner
+        .channels
+        .get(channel)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such channel"))?;
+    let expected = if role == Role::Helper {
+        &ch.helper_token
+    } else {
+        &ch.device_token
+    };
+    if !token_matches(expected, token) {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "wrong token for this channel",
+        ));
+    }
+    relay.rate(token)
+}
+
+async fn delete_channel(
+    State(relay): State<Arc<Relay>>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)?;
+    let mut inner = relay.lock()?;
+    authorize(&relay, &inner, &channel, Role::Helper, &token)?;
+    inner.channels.remove(&channel);
+    relay.persist(&inner)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn post_challenge(
+    State(relay): State<Arc<Relay>>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)?;
+    let req: PostChallenge = json_body(&body)?;
+    b64_field("id", &req.id, Some(32))?;
+    b64_field("challenge", &req.challenge, None)?;
+    b64_field("signature", &req.signature, Some(64))?;
+    let expires_in = req.expires_in.clamp(1, MAX_TTL);
+    let mut inner = relay.lock()?;
+    authorize(&relay, &inner, &channel, Role::Helper, &token)?;
+    let max = relay.cfg.max_pending_per_channel;
+    let Some(ch) = inner.channels.get_mut(&channel) else {
+        return Err(err(StatusCode::NOT_FOUND, "no such channel"));
+    };
+    let now = Instant::now();
+    ch.pending.retain(|_, p| p.expires > now);
+    if ch.pending.contains_key(&req.id) {
+        return Err(err(StatusCode::CONFLICT, "challenge id already used"));
+    }
+    if ch.pending.len() >= max {
+        return Err(err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many pending challenges on this channel",
+        ));
+    }
+    ch.pending.insert(
+        req.id.clone(),
+        Pending {
+            record: PendingChallenge {
+                id: req.id,
+                expires_in,
+                challenge: req.challenge,
+                signature: req.signature,
+            },
+            expires: now + Duration::from_secs(expires_in),
+            answered: false,
+            response: watch::channel(None).0,
+        },
+    );
+    ch.arrivals.send_modify(|n| *n += 1);
+    Ok(StatusCode::CREATED)
+}
+
+fn unanswered(ch: &Channel) -> Vec<PendingChallenge> {
+    let now = Instant::now();
+    ch.pending
+        .values()
+        .filter(|p| !p.answered && p.expires > now)
+        .map(|p| PendingChallenge {
+            expires_in: p.expires.saturating_duration_since(now).as_secs(),
+            ..p.record.clone()
+        })
+        .collect()
+}
+
+async fn list_challenges(
+    State(relay): State<Arc<Relay>>,
+    Path(channel): Path<String>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<PendingList>> {
+    let token = bearer(&headers)?;
+    let deadline = Instant::now() + wait_for(&q);
+    let mut rx = {
+        let inner = relay.lock()?;
+        authorize(&relay, &inner, &channel, Role::Device, &token)?;
+        let Some(ch) = inner.channels.get(&channel) else {
+            return Err(err(StatusCode::NOT_FOUND, "no such channel"));
+        };
+        let now_pending = unanswered(ch);
+        if !now_pending.is_empty() {
+            return Ok(Json(PendingList {
+                challenges: now_pending,
+            }));
+        }
+        ch.arrivals.subscribe()
+    };
+    // Nothing yet: wait for an arrival (or the deadline), then list again.
+    let _ = tokio::time::timeout_at(deadline.into(), rx.changed()).await;
+    let inner = relay.lock()?;
+    let challenges = inner
+        .channels
+        .get(&channel)
+        .map(unanswered)
+        .unwrap_or_default();
+    Ok(Json(PendingList { challenges }))
+}
+
+async fn post_response(
+    State(relay): State<Arc<Relay>>,
+    Path((channel, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)?;
+    let resp: ChallengeResponse = json_body(&body)?;
+    b64_field("response", &resp.response, None)?;
+    b64_field("signature", &resp.signature, Some(64))?;
+    let mut inner = relay.lock()?;
+    authorize(&relay, &inner, &channel, Role::Device, &token)?;
+    let pending = inner
+        .channels
+        .get_mut(&channel)
+        .and_then(|ch| ch.pending.get_mut(&id))
+        .filter(|p| p.expires > Instant::now())
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))?;
+    if pending.answered {
+        return Err(err(StatusCode::CONFLICT, "challenge already answered"));
+    }
+    pending.answered = true;
+    pending.response.send_replace(Some(resp));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn wait_response(
+    State(relay): State<Arc<Relay>>,
+    Path((channel, id)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let token = bearer(&headers)?;
+    let mut rx = {
+        let inner = relay.lock()?;
+        authorize(&relay, &inner, &channel, Role::Helper, &token)?;
+        inner
+            .channels
+            .get(&channel)
+            .and_then(|ch| ch.pending.get(&id))
+            .filter(|p| p.expires > Instant::now())
+            .map(|p| p.response.subscribe())
+            .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))?
+    };
+    let got = match tokio::time::timeout(wait_for(&q), rx.wait_for(Option::is_some)).await {
+        Ok(Ok(v)) => v.clone(),
+        _ => None,
+    };
+    match got {
+        Some(r) => Ok(Json(r).into_response()),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}

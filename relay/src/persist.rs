@@ -1,0 +1,108 @@
+//! Device channels on disk: `<data>/channels.json`, replaced atomically
+//! (temp file, fsync, rename, fsync of the directory). Only token hashes are
+//! stored. A corrupt file stops the relay with an error instead of being
+//! reset, which would silently unenroll every device.
+
+use crate::Channel;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+const FILE: &str = "channels.json";
+/// A channels file larger than this is refused.
+const MAX_LEN: u64 = 64 * 1024 * 1024;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Saved {
+    version: u32,
+    channels: Vec<SavedChannel>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedChannel {
+    id: String,
+    helper_token_sha256: String,
+    device_token_sha256: String,
+    created_at: u64,
+}
+
+fn hash32(s: &str) -> Result<[u8; 32], String> {
+    B64.decode(s)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| "malformed token hash".to_owned())
+}
+
+pub fn load(dir: &Path) -> Result<HashMap<String, Channel>, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(FILE);
+    let meta = match fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    if meta.len() > MAX_LEN {
+        return Err(format!("{}: larger than {MAX_LEN} bytes", path.display()));
+    }
+    let text = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let saved: Saved = serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "{}: corrupt ({e}); restore it from a backup or move it away to start empty",
+            path.display()
+        )
+    })?;
+    if saved.version != 1 {
+        return Err(format!(
+            "{}: unsupported version {}",
+            path.display(),
+            saved.version
+        ));
+    }
+    saved
+        .channels
+        .into_iter()
+        .map(|c| {
+            let ch = Channel::new(
+                hash32(&c.helper_token_sha256)?,
+                hash32(&c.device_token_sha256)?,
+                c.created_at,
+            );
+            Ok((c.id, ch))
+        })
+        .collect::<Result<_, String>>()
+        .map_err(|e| format!("{}: corrupt ({e})", path.display()))
+}
+
+pub fn save(dir: &Path, channels: &HashMap<String, Channel>) -> std::io::Result<()> {
+    let saved = Saved {
+        version: 1,
+        channels: channels
+            .iter()
+            .map(|(id, c)| SavedChannel {
+                id: id.clone(),
+                helper_token_sha256: B64.encode(c.helper_token),
+                device_token_sha256: B64.encode(c.device_token),
+                created_at: c.created_at,
+            })
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{FILE}.{}.tmp", std::process::id()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(FILE))?;
+    File::open(dir)?.sync_all()
+}

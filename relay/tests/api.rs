@@ -1,0 +1,634 @@
+//! The relay as a real process on 127.0.0.1, driven over HTTP.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::relay_api::*;
+use reqwest::StatusCode;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct RelayProc {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Drop for RelayProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: Option<&Path>) -> RelayProc {
+    try_start(data).unwrap_or_else(|e| panic!("relay did not start: {e}"))
+}
+
+fn try_start(data: Option<&Path>) -> Result<RelayProc, String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushmfa-relay"));
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    if let Some(d) = data {
+        cmd.arg("--data").arg(d);
+    }
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let Some(url) = first.strip_prefix("pushmfa-relay: listening on ") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(first);
+    };
+    Ok(RelayProc {
+        url: url.to_owned(),
+        child,
+        http: reqwest::Client::new(),
+    })
+}
+
+fn b64(n: usize, fill: u8) -> String {
+    B64.encode(vec![fill; n])
+}
+
+impl RelayProc {
+    async fn enroll_device(&self) -> (EnrollmentResult, DeviceChannel) {
+        let created: EnrollmentCreated = self
+            .http
+            .post(format!("{}/v1/enrollments", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let reg = DeviceRegistration {
+            public_key: b64(65, 4),
+            device_name: "phone".into(),
+            mac: b64(32, 9),
+        };
+        let device: DeviceChannel = self
+            .http
+            .post(format!(
+                "{}/v1/enrollments/{}/device",
+                self.url, created.enrollment_id
+            ))
+            .json(&reg)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let result: EnrollmentResult = self
+            .http
+            .get(format!(
+                "{}/v1/enrollments/{}?wait=5",
+                self.url, created.enrollment_id
+            ))
+            .bearer_auth(&created.helper_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(result.registration, reg);
+        (result, device)
+    }
+
+    async fn post_challenge(
+        &self,
+        channel: &str,
+        token: &str,
+        id: &str,
+        expires_in: u64,
+    ) -> StatusCode {
+        self.http
+            .post(format!("{}/v1/channels/{channel}/challenges", self.url))
+            .bearer_auth(token)
+            .json(&PostChallenge {
+                id: id.into(),
+                expires_in,
+                challenge: b64(100, 1),
+                signature: b64(64, 2),
+            })
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+#[tokio::test]
+async fn health_and_help() {
+    let r = start(None);
+    let body = r
+        .http
+        .get(format!("{}/healthz", r.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "ok\n");
+    let help = Command::new(env!("CARGO_BIN_EXE_pushmfa-relay"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--listen") && text.contains("never approve"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn long_polls_wake_at_once_on_both_sides() {
+    let r = start(None);
+    // Enrollment: the helper waits first, the device registers later.
+    let created: EnrollmentCreated = r
+        .http
+        .post(format!("{}/v1/enrollments", r.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let waiter = {
+        let (http, url, id, tok) = (
+            r.http.clone(),
+            r.url.clone(),
+            created.enrollment_id.clone(),
+            created.helper_token.clone(),
+        );
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let resp = http
+                .get(format!("{url}/v1/enrollments/{id}?wait=30"))
+                .bearer_auth(tok)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reg = DeviceRegistration {
+        public_key: b64(65, 4),
+        device_name: "phone".into(),
+        mac: b64(32, 9),
+    };
+    let device: DeviceChannel = r
+        .http
+        .post(format!(
+            "{}/v1/enrollments/{}/device",
+            r.url, created.enrollment_id
+        ))
+        .json(&reg)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, took) = waiter.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // The enrollment was delivered once; a new device gets its own enrollment.
+    let again = r
+        .http
+        .get(format!(
+            "{}/v1/enrollments/{}",
+            r.url, created.enrollment_id
+        ))
+        .bearer_auth(&created.helper_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    let (result, device2) = r.enroll_device().await;
+    assert_ne!(device2.channel_id, device.channel_id);
+    let (ch, htok, dtok) = (
+        result.channel_id.clone(),
+        result.helper_token.clone(),
+        device2.device_token.clone(),
+    );
+
+    // A device polling an empty channel is woken by a new challenge.
+    let poller = {
+        let (http, url, ch, dtok) = (r.http.clone(), r.url.clone(), ch.clone(), dtok.clone());
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let list: PendingList = http
+                .get(format!("{url}/v1/channels/{ch}/challenges?wait=30"))
+                .bearer_auth(dtok)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (list, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let id = b64(32, 7);
+    assert_eq!(
+        r.post_challenge(&ch, &htok, &id, 60).await,
+        StatusCode::CREATED
+    );
+    let (list, took) = poller.await.unwrap();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(list.challenges.len(), 1);
+    assert_eq!(list.challenges[0].id, id);
+
+    // The helper waiting for the answer is woken by the device's response.
+    let answer = {
+        let (http, url, ch, id, htok) = (
+            r.http.clone(),
+            r.url.clone(),
+            ch.clone(),
+            id.clone(),
+            htok.clone(),
+        );
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let resp = http
+                .get(format!(
+                    "{url}/v1/channels/{ch}/challenges/{id}/response?wait=30"
+                ))
+                .bearer_auth(htok)
+                .send()
+                .await
+                .unwrap();
+            (
+                resp.status(),
+                resp.json::<ChallengeResponse>().await.ok(),
+                t.elapsed(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let resp = ChallengeResponse {
+        response: b64(120, 5),
+        signature: b64(64, 6),
+    };
+    let st = r
+        .http
+        .post(format!(
+            "{}/v1/channels/{ch}/challenges/{id}/response",
+            r.url
+        ))
+        .bearer_auth(&dtok)
+        .json(&resp)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (status, body, took) = answer.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, Some(resp.clone()));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // Answered challenges are no longer listed; a second answer is refused.
+    let list: PendingList = r
+        .http
+        .get(format!("{}/v1/channels/{ch}/challenges", r.url))
+        .bearer_auth(&dtok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.challenges.is_empty());
+    let st = r
+        .http
+        .post(format!(
+            "{}/v1/channels/{ch}/challenges/{id}/response",
+            r.url
+        ))
+        .bearer_auth(&dtok)
+        .json(&resp)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::CONFLICT);
+    // A poll with nothing to report ends at its deadline with an empty answer.
+    let t = Instant::now();
+    let st = r
+        .http
+        .get(format!(
+            "{}/v1/channels/{ch}/challenges/{}/response?wait=1",
+            r.url,
+            b64(32, 8)
+        ))
+        .bearer_auth(&htok)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let list: PendingList = r
+        .http
+        .get(format!("{}/v1/channels/{ch}/challenges?wait=1", r.url))
+        .bearer_auth(&dtok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.challenges.is_empty() && t.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn tokens_are_checked_per_role() {
+    let r = start(None);
+    let (result, device) = r.enroll_device().await;
+    let ch = &result.channel_id;
+    let id = b64(32, 1);
+    // The device token cannot post challenges, nor a made-up one; no token at all is 401 too.
+    assert_eq!(
+        r.post_challenge(ch, &device.device_token, &id, 60).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        r.post_challenge(ch, "made-up", &id, 60).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let st = r
+        .http
+        .post(format!("{}/v1/channels/{ch}/challenges", r.url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.post_challenge("nope", &result.helper_token, &id, 60)
+            .await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        r.post_challenge(ch, &result.helper_token, &id, 60).await,
+        StatusCode::CREATED
+    );
+    // The helper token cannot list or answer as the device.
+    let st = r
+        .http
+        .get(format!("{}/v1/channels/{ch}/challenges", r.url))
+        .bearer_auth(&result.helper_token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Another channel's device token is no good here.
+    let (_, other) = r.enroll_device().await;
+    let st = r
+        .http
+        .get(format!("{}/v1/channels/{ch}/challenges", r.url))
+        .bearer_auth(&other.device_token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Removing the channel (helper only) makes it unknown.
+    let st = r
+        .http
+        .delete(format!("{}/v1/channels/{ch}", r.url))
+        .bearer_auth(&device.device_token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let st = r
+        .http
+        .delete(format!("{}/v1/channels/{ch}", r.url))
+        .bearer_auth(&result.helper_token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(
+        r.post_challenge(ch, &result.helper_token, &b64(32, 2), 60)
+            .await,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn garbage_truncated_and_oversized_bodies_are_rejected() {
+    let r = start(None);
+    let (result, _) = r.enroll_device().await;
+    let url = format!("{}/v1/channels/{}/challenges", r.url, result.channel_id);
+    let good = serde_json::to_string(&PostChallenge {
+        id: b64(32, 1),
+        expires_in: 60,
+        challenge: b64(10, 1),
+        signature: b64(64, 1),
+    })
+    .unwrap();
+    for (name, body, want) in [
+        (
+            "garbage",
+            "\u{0}\u{1}garbage".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "truncated",
+            good[..good.len() / 2].to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "unknown field",
+            good.replace("\"expires_in\"", "\"extra\":1,\"expires_in\""),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "bad base64",
+            good.replace(&b64(64, 1), "!!!"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "short id",
+            good.replace(&b64(32, 1), &b64(31, 1)),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "oversized",
+            format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_BODY_LEN + 1)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ] {
+        let resp = r
+            .http
+            .post(&url)
+            .bearer_auth(&result.helper_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        assert_eq!(status, want, "{name}");
+        if want == StatusCode::BAD_REQUEST {
+            let e: ErrorBody = resp.json().await.unwrap();
+            assert!(!e.error.is_empty(), "{name}");
+        }
+    }
+    // The channel still works afterwards.
+    assert_eq!(
+        r.post_challenge(&result.channel_id, &result.helper_token, &b64(32, 1), 60)
+            .await,
+        StatusCode::CREATED
+    );
+    // A registration with a key of the wrong length.
+    let created: EnrollmentCreated = r
+        .http
+        .post(format!("{}/v1/enrollments", r.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let st = r
+        .http
+        .post(format!(
+            "{}/v1/enrollments/{}/device",
+            r.url, created.enrollment_id
+        ))
+        .json(&DeviceRegistration {
+            public_key: b64(64, 4),
+            device_name: "p".into(),
+            mac: b64(32, 1),
+        })
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn limits_expiry_and_duplicates() {
+    let r = start(None);
+    let (result, device) = r.enroll_device().await;
+    let (ch, tok) = (&result.channel_id, &result.helper_token);
+    // Expiry: a 1-second challenge is gone after it expires.
+    assert_eq!(
+        r.post_challenge(ch, tok, &b64(32, 200), 1).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        r.post_challenge(ch, tok, &b64(32, 200), 1).await,
+        StatusCode::CONFLICT
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let st = r
+        .http
+        .get(format!(
+            "{}/v1/channels/{ch}/challenges/{}/response",
+            r.url,
+            b64(32, 200)
+        ))
+        .bearer_auth(tok)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // At most 16 pending challenges per channel.
+    for i in 0..16u8 {
+        assert_eq!(
+            r.post_challenge(ch, tok, &b64(32, i), 60).await,
+            StatusCode::CREATED,
+            "{i}"
+        );
+    }
+    assert_eq!(
+        r.post_challenge(ch, tok, &b64(32, 99), 60).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Per-token rate limit: a burst of 100, then 429 for that token only.
+    let mut limited = false;
+    for _ in 0..150 {
+        let st = r
+            .http
+            .get(format!("{}/v1/channels/{ch}/challenges", r.url))
+            .bearer_auth(&device.device_token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "no 429 after 150 requests");
+    assert_eq!(
+        r.post_challenge(ch, tok, &b64(32, 98), 60).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "pending cap still holds"
+    );
+}
+
+#[tokio::test]
+async fn channels_survive_a_restart_and_corrupt_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (result, device) = {
+        let r = start(Some(dir.path()));
+        r.enroll_device().await
+    };
+    let r = start(Some(dir.path()));
+    let id = b64(32, 3);
+    assert_eq!(
+        r.post_challenge(&result.channel_id, &result.helper_token, &id, 60)
+            .await,
+        StatusCode::CREATED
+    );
+    let list: PendingList = r
+        .http
+        .get(format!(
+            "{}/v1/channels/{}/challenges",
+            r.url, result.channel_id
+        ))
+        .bearer_auth(&device.device_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.challenges.len(), 1);
+    drop(r);
+    let stored = std::fs::read_to_string(dir.path().join("channels.json")).unwrap();
+    assert!(
+        !stored.contains(&result.helper_token) && !stored.contains(&device.device_token),
+        "tokens stored in clear"
+    );
+    std::fs::write(
+        dir.path().join("channels.json"),
+        &stored[..stored.len() / 2],
+    )
+    .unwrap();
+    let err = try_start(Some(dir.path())).err().unwrap_or_default();
+    assert!(err.contains("corrupt"), "{err}");
+}
