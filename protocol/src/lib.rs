@@ -8,6 +8,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod enroll;
 pub mod frame;
 pub mod ipc;
 pub mod relay_api;

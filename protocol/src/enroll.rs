@@ -1,0 +1,236 @@
+//! Enrollment: the URI a host shows as a QR code, and the MAC a device
+//! sends back with its public key.
+//!
+//! ```text
+//! pushmfa://enroll?v=1&relay=<url>&id=<enrollment id>&secret=<32 bytes>&host_key=<65 bytes>&host=<name>&issuer=<text>&account=<user>
+//! ```
+//!
+//! The secret travels only through the screen (QR code) to the device; the
+//! relay sees the enrollment id but never the secret, so it cannot produce
+//! a MAC for a key of its own choosing. The host key lets the device check
+//! every later challenge.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::hmac;
+
+pub const SCHEME_PREFIX: &str = "pushmfa://enroll?";
+pub const MAC_TAG: &[u8] = b"pushmfa-enroll-v1\0";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollUri {
+    pub relay: String,
+    pub enrollment_id: String,
+    pub secret: [u8; 32],
+    pub host_key: [u8; 65],
+    pub host_name: String,
+    pub issuer: String,
+    pub account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    #[error("not a pushmfa enrollment URI (it starts with {SCHEME_PREFIX})")]
+    Scheme,
+    #[error("unsupported enrollment URI version")]
+    Version,
+    #[error("missing or malformed `{0}`")]
+    Field(&'static str),
+}
+
+fn pct_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn pct_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl EnrollUri {
+    pub fn to_uri(&self) -> String {
+        format!(
+            "{SCHEME_PREFIX}v=1&relay={}&id={}&secret={}&host_key={}&host={}&issuer={}&account={}",
+            pct_encode(&self.relay),
+            pct_encode(&self.enrollment_id),
+            B64.encode(self.secret),
+            B64.encode(self.host_key),
+            pct_encode(&self.host_name),
+            pct_encode(&self.issuer),
+            pct_encode(&self.account),
+        )
+    }
+
+    pub fn parse(uri: &str) -> Result<EnrollUri, UriError> {
+        if uri.len() > 4096 {
+            return Err(UriError::Scheme);
+        }
+        let query = uri.strip_prefix(SCHEME_PREFIX).ok_or(UriError::Scheme)?;
+        let mut get = |name: &'static str| -> Result<String, UriError> {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+                .and_then(pct_decode)
+                .ok_or(UriError::Field(name))
+        };
+        if get("v")? != "1" {
+            return Err(UriError::Version);
+        }
+        let bytes =
+            |name: &'static str, v: String| B64.decode(v).map_err(|_| UriError::Field(name));
+        Ok(EnrollUri {
+            relay: get("relay")?,
+            enrollment_id: get("id")?,
+            secret: bytes("secret", get("secret")?)?
+                .try_into()
+                .map_err(|_| UriError::Field("secret"))?,
+            host_key: bytes("host_key", get("host_key")?)?
+                .try_into()
+                .map_err(|_| UriError::Field("host_key"))?,
+            host_name: get("host")?,
+            issuer: get("issuer")?,
+            account: get("account")?,
+        })
+    }
+}
+
+fn mac_input(
+    enrollment_id: &str,
+    host_id: &[u8; 32],
+    public_key: &[u8],
+    device_name: &str,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(160);
+    m.extend_from_slice(MAC_TAG);
+    for text in [
+        enrollment_id.as_bytes(),
+        host_id.as_slice(),
+        public_key,
+        device_name.as_bytes(),
+    ] {
+        m.extend_from_slice(&(text.len() as u16).to_be_bytes());
+        m.extend_from_slice(text);
+    }
+    m
+}
+
+/// HMAC-SHA256 under the enrollment secret over tag, enrollment id, host id,
+/// device public key and device name (each u16-length-prefixed).
+pub fn registration_mac(
+    secret: &[u8; 32],
+    enrollment_id: &str,
+    host_id: &[u8; 32],
+    public_key: &[u8],
+    device_name: &str,
+) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let tag = hmac::sign(
+        &key,
+        &mac_input(enrollment_id, host_id, public_key, device_name),
+    );
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// Checks a registration MAC in constant time.
+pub fn verify_registration_mac(
+    secret: &[u8; 32],
+    enrollment_id: &str,
+    host_id: &[u8; 32],
+    public_key: &[u8],
+    device_name: &str,
+    mac: &[u8],
+) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hmac::verify(
+        &key,
+        &mac_input(enrollment_id, host_id, public_key, device_name),
+        mac,
+    )
+    .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> EnrollUri {
+        EnrollUri {
+            relay: "https://relay.example.org:8443/base path".into(),
+            enrollment_id: "abc_DEF-123".into(),
+            secret: [7; 32],
+            host_key: [4; 65],
+            host_name: "web-1".into(),
+            issuer: "Example & Co".into(),
+            account: "alice@web-1".into(),
+        }
+    }
+
+    #[test]
+    fn uri_round_trips_and_rejects_garbage() {
+        let u = sample();
+        assert_eq!(EnrollUri::parse(&u.to_uri()).unwrap(), u);
+        assert_eq!(EnrollUri::parse("https://x"), Err(UriError::Scheme));
+        assert_eq!(
+            EnrollUri::parse(&u.to_uri().replace("v=1", "v=2")),
+            Err(UriError::Version)
+        );
+        let cut = u.to_uri();
+        assert!(EnrollUri::parse(&cut[..cut.len() / 2]).is_err());
+        assert_eq!(
+            EnrollUri::parse(&u.to_uri().replace(&B64.encode([7u8; 32]), "short")),
+            Err(UriError::Field("secret"))
+        );
+        assert!(EnrollUri::parse(&format!("{SCHEME_PREFIX}{}", "a".repeat(5000))).is_err());
+        assert!(EnrollUri::parse(&u.to_uri().replace("web-1&", "%ZZ&")).is_err());
+    }
+
+    #[test]
+    fn mac_binds_every_field() {
+        let (s, id, host, key, name) = ([1u8; 32], "enr", [2u8; 32], [4u8; 65], "phone");
+        let mac = registration_mac(&s, id, &host, &key, name);
+        assert!(verify_registration_mac(&s, id, &host, &key, name, &mac));
+        assert!(!verify_registration_mac(
+            &[9; 32], id, &host, &key, name, &mac
+        ));
+        assert!(!verify_registration_mac(
+            &s, "enr2", &host, &key, name, &mac
+        ));
+        assert!(!verify_registration_mac(&s, id, &[3; 32], &key, name, &mac));
+        assert!(!verify_registration_mac(
+            &s, id, &host, &[5; 65], name, &mac
+        ));
+        assert!(!verify_registration_mac(
+            &s, id, &host, &key, "laptop", &mac
+        ));
+        assert!(!verify_registration_mac(
+            &s,
+            id,
+            &host,
+            &key,
+            name,
+            &mac[..31]
+        ));
+    }
+}
