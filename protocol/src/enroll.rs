@@ -86,7 +86,7 @@ impl EnrollUri {
             return Err(UriError::Scheme);
         }
         let query = uri.strip_prefix(SCHEME_PREFIX).ok_or(UriError::Scheme)?;
-        let mut get = |name: &'static str| -> Result<String, UriError> {
+        let get = |name: &'static str| -> Result<String, UriError> {
             query
                 .split('&')
                 .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
