@@ -1,0 +1,372 @@
+//! A software authenticator: what a phone does, as a library and a CLI.
+//!
+//! It enrolls a fresh P-256 key from an enrollment URI, fetches pending
+//! login requests from the relay, checks each one's host signature against
+//! the host key learned at enrollment, and signs approve/deny/fraud answers.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::enroll::{EnrollUri, registration_mac};
+use pushmfa_protocol::relay_api::{
+    ChallengeResponse, DeviceChannel, DeviceRegistration, PendingList,
+};
+use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("store {path}: {msg}")]
+    Store { path: String, msg: String },
+    #[error("enrollment URI: {0}")]
+    Uri(#[from] pushmfa_protocol::enroll::UriError),
+    #[error("relay: {0}")]
+    Relay(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("key: {0}")]
+    Key(&'static str),
+}
+
+/// One enrolled account (host + user) with its own device key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub relay: String,
+    pub channel_id: String,
+    pub device_token: String,
+    pub host_key: String,
+    pub host_name: String,
+    pub issuer: String,
+    pub account: String,
+    pub device_name: String,
+    /// PKCS#8 of the device key (the store file is 0600).
+    pub pkcs8: String,
+}
+
+impl Account {
+    fn key(&self) -> Result<EcdsaKeyPair, AuthError> {
+        let der = Zeroizing::new(
+            B64.decode(&self.pkcs8)
+                .map_err(|_| AuthError::Key("stored key is not base64"))?,
+        );
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
+            .map_err(|_| AuthError::Key("stored key is not a P-256 PKCS#8 key"))
+    }
+
+    fn host_key(&self) -> Result<Vec<u8>, AuthError> {
+        B64.decode(&self.host_key)
+            .map_err(|_| AuthError::Key("stored host key is not base64"))
+    }
+}
+
+/// Accounts on disk: `<dir>/accounts.json`, mode 0600 in a 0700 directory.
+pub struct Store {
+    dir: PathBuf,
+}
+
+const FILE: &str = "accounts.json";
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, AuthError> {
+        let err = |e: std::io::Error| AuthError::Store {
+            path: dir.display().to_string(),
+            msg: e.to_string(),
+        };
+        match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) => return Err(err(e)),
+        }
+        Ok(Store {
+            dir: dir.to_owned(),
+        })
+    }
+
+    pub fn accounts(&self) -> Result<Vec<Account>, AuthError> {
+        let path = self.dir.join(FILE);
+        let err = |msg: String| AuthError::Store {
+            path: path.display().to_string(),
+            msg,
+        };
+        match fs::read(&path) {
+            Ok(b) if b.len() > 1024 * 1024 => Err(err("larger than 1 MiB".into())),
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| err(format!("corrupt: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(err(e.to_string())),
+        }
+    }
+
+    fn save(&self, accounts: &[Account]) -> Result<(), AuthError> {
+        let path = self.dir.join(FILE);
+        let tmp = self.dir.join(format!(".{FILE}.tmp"));
+        let bytes = Zeroizing::new(
+            serde_json::to_vec_pretty(accounts).map_err(|e| AuthError::Usage(e.to_string()))?,
+        );
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        result.map_err(|e| AuthError::Store {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })
+    }
+}
+
+fn http() -> Result<reqwest::Client, AuthError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| AuthError::Relay(e.to_string()))
+}
+
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response, AuthError> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    Err(AuthError::Relay(format!(
+        "{status}: {}",
+        body.chars().take(200).collect::<String>()
+    )))
+}
+
+/// Enrolls a new key from `uri` and stores the account.
+pub async fn enroll(store: &Store, uri: &str, device_name: &str) -> Result<Account, AuthError> {
+    let u = EnrollUri::parse(uri.trim())?;
+    if device_name.is_empty() || device_name.len() > 64 {
+        return Err(AuthError::Usage("device name: 1 to 64 bytes".into()));
+    }
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| AuthError::Key("key generation failed"))?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .map_err(|_| AuthError::Key("bad key"))?;
+    let public = pair.public_key().as_ref().to_vec();
+    let host_id = signed::host_id(&u.host_key);
+    let mac = registration_mac(&u.secret, &u.enrollment_id, &host_id, &public, device_name);
+    let reg = DeviceRegistration {
+        public_key: B64.encode(&public),
+        device_name: device_name.to_owned(),
+        mac: B64.encode(mac),
+    };
+    let url = format!(
+        "{}/v1/enrollments/{}/device",
+        u.relay.trim_end_matches('/'),
+        u.enrollment_id
+    );
+    let resp = http()?
+        .post(url)
+        .json(&reg)
+        .send()
+        .await
+        .map_err(|e| AuthError::Relay(e.to_string()))?;
+    let channel: DeviceChannel = check(resp)
+        .await?
+        .json()
+        .await
+        .map_err(|e| AuthError::Relay(e.to_string()))?;
+    let account = Account {
+        relay: u.relay,
+        channel_id: channel.channel_id,
+        device_token: channel.device_token,
+        host_key: B64.encode(u.host_key),
+        host_name: u.host_name,
+        issuer: u.issuer,
+        account: u.account,
+        device_name: device_name.to_owned(),
+        pkcs8: B64.encode(pkcs8.as_ref()),
+    };
+    let mut all = store.accounts()?;
+    all.push(account.clone());
+    store.save(&all)?;
+    Ok(account)
+}
+
+/// A login request whose host signature checked out.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub account: Account,
+    /// base64url challenge id, as the relay knows it.
+    pub id: String,
+    pub challenge: Challenge,
+    pub expires_in: u64,
+}
+
+impl Request {
+    /// What the user is asked to approve, with control characters removed.
+    pub fn describe(&self) -> String {
+        let c = &self.challenge.context;
+        let clean = |s: &str| pushmfa_protocol::text::sanitize(s, false);
+        let from = if c.rhost.is_empty() {
+            "this computer".into()
+        } else {
+            clean(&c.rhost)
+        };
+        format!(
+            "{} wants to sign in to {} as {} with {} from {} (tty {}), expires in {} s",
+            clean(&self.account.issuer),
+            clean(&self.challenge.host_name),
+            clean(&c.user),
+            clean(&c.service),
+            from,
+            if c.tty.is_empty() {
+                "-".into()
+            } else {
+                clean(&c.tty)
+            },
+            self.expires_in
+        )
+    }
+}
+
+/// Pending requests of every account, waiting up to `wait` for one to
+/// arrive. Requests that fail the host-signature check are reported in the
+/// second list and never shown as approvable.
+pub async fn pending(
+    store: &Store,
+    wait: Duration,
+) -> Result<(Vec<Request>, Vec<String>), AuthError> {
+    let client = http()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for account in store.accounts()? {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let url = format!(
+                "{}/v1/channels/{}/challenges?wait={}",
+                account.relay.trim_end_matches('/'),
+                account.channel_id,
+                wait.as_secs()
+            );
+            let resp = client
+                .get(url)
+                .bearer_auth(&account.device_token)
+                .send()
+                .await;
+            (account, resp)
+        });
+    }
+    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((account, resp)) = joined else {
+            continue;
+        };
+        let resp = resp.map_err(|e| AuthError::Relay(e.to_string()))?;
+        let list: PendingList = check(resp)
+            .await?
+            .json()
+            .await
+            .map_err(|e| AuthError::Relay(e.to_string()))?;
+        for p in list.challenges {
+            match verify_request(&account, &p.challenge, &p.signature) {
+                Ok(challenge) if B64.encode(challenge.id) == p.id => ok.push(Request {
+                    account: account.clone(),
+                    id: p.id,
+                    challenge,
+                    expires_in: p.expires_in,
+                }),
+                Ok(_) => bad.push(format!("{}: id does not match the signed challenge", p.id)),
+                Err(e) => bad.push(format!("{}: {e}", p.id)),
+            }
+        }
+    }
+    Ok((ok, bad))
+}
+
+fn verify_request(
+    account: &Account,
+    challenge_b64: &str,
+    sig_b64: &str,
+) -> Result<Challenge, String> {
+    let bytes = B64
+        .decode(challenge_b64)
+        .map_err(|_| "challenge is not base64".to_string())?;
+    let sig = B64
+        .decode(sig_b64)
+        .map_err(|_| "signature is not base64".to_string())?;
+    let host_key = account.host_key().map_err(|e| e.to_string())?;
+    signed::verify(&host_key, &bytes, &sig)
+        .map_err(|_| "NOT signed by the enrolled host: ignored".to_string())?;
+    let c = Challenge::decode(&bytes).map_err(|e| e.to_string())?;
+    if c.host_id != signed::host_id(&host_key) {
+        return Err("challenge names another host".into());
+    }
+    Ok(c)
+}
+
+/// Signs and sends an answer to `req`.
+pub async fn answer(
+    req: &Request,
+    decision: Decision,
+    number: Option<u8>,
+) -> Result<(), AuthError> {
+    if decision == Decision::Approve && number.is_none_or(|n| n > 99) {
+        return Err(AuthError::Usage(
+            "approving needs the number shown at the login prompt (0-99)".into(),
+        ));
+    }
+    let key = req.account.key()?;
+    let device_id = signed::device_id(key.public_key().as_ref());
+    let number = if decision == Decision::Approve {
+        number
+    } else {
+        None
+    };
+    let approval = Approval::answer(&req.challenge, decision, number, device_id);
+    let bytes = approval.encode();
+    let sig = key
+        .sign(&SystemRandom::new(), &bytes)
+        .map_err(|_| AuthError::Key("signing failed"))?;
+    let body = ChallengeResponse {
+        response: B64.encode(&bytes),
+        signature: B64.encode(sig.as_ref()),
+    };
+    let url = format!(
+        "{}/v1/channels/{}/challenges/{}/response",
+        req.account.relay.trim_end_matches('/'),
+        req.account.channel_id,
+        req.id
+    );
+    let resp = http()?
+        .post(url)
+        .bearer_auth(&req.account.device_token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| AuthError::Relay(e.to_string()))?;
+    check(resp).await.map(|_| ())
+}
+
+/// Picks the request `id` names (a prefix of its id), or the only one.
+pub fn select<'a>(requests: &'a [Request], id: Option<&str>) -> Result<&'a Request, AuthError> {
+    let matching: Vec<&Request> = requests
+        .iter()
+        .filter(|r| id.is_none_or(|p| r.id.starts_with(p)))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one),
+        [] => Err(AuthError::Usage("no pending login request matches".into())),
+        _ => Err(AuthError::Usage(
+            "several login requests are pending: name one by its id".into(),
+        )),
+    }
+}

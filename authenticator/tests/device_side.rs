@@ -1,0 +1,185 @@
+//! The authenticator against the relay: enroll, see a signed request, answer it.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_authenticator::{Store, answer, enroll, pending, select};
+use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
+use pushmfa_protocol::relay_api::*;
+use pushmfa_protocol::signed::{self, Approval, Challenge, Context, Decision};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn relay() -> String {
+    let relay =
+        Arc::new(pushmfa_relay::Relay::open(pushmfa_relay::RelayConfig::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, pushmfa_relay::router(relay)).await });
+    format!("http://{addr}")
+}
+
+fn key() -> EcdsaKeyPair {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap()
+}
+
+#[tokio::test]
+async fn enroll_see_request_and_approve() {
+    let url = relay().await;
+    let http = reqwest::Client::new();
+    let host = key();
+    let host_pub: [u8; 65] = host.public_key().as_ref().try_into().unwrap();
+    let created: EnrollmentCreated = http
+        .post(format!("{url}/v1/enrollments"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uri = EnrollUri {
+        relay: url.clone(),
+        enrollment_id: created.enrollment_id.clone(),
+        secret: [42; 32],
+        host_key: host_pub,
+        host_name: "web-1".into(),
+        issuer: "Example".into(),
+        account: "alice".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let account = enroll(&store, &uri.to_uri(), "test phone").await.unwrap();
+    assert_eq!(account.account, "alice");
+
+    // The host side: the MAC proves the key came from whoever scanned the QR code.
+    let result: EnrollmentResult = http
+        .get(format!(
+            "{url}/v1/enrollments/{}?wait=5",
+            created.enrollment_id
+        ))
+        .bearer_auth(&created.helper_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_pub = B64.decode(&result.registration.public_key).unwrap();
+    let mac = B64.decode(&result.registration.mac).unwrap();
+    let host_id = signed::host_id(&host_pub);
+    assert!(verify_registration_mac(
+        &[42; 32],
+        &created.enrollment_id,
+        &host_id,
+        &device_pub,
+        "test phone",
+        &mac
+    ));
+
+    let challenge = Challenge {
+        id: [9; 32],
+        host_id,
+        host_name: "web-1".into(),
+        context: Context {
+            user: "alice".into(),
+            service: "sudo".into(),
+            rhost: "".into(),
+            tty: "pts/1\x1b[2J".into(),
+        },
+        issued_at: 100,
+        expires_at: 160,
+    };
+    let post = |c: &Challenge, signer: &EcdsaKeyPair| {
+        let bytes = c.encode();
+        let sig = signer.sign(&SystemRandom::new(), &bytes).unwrap();
+        PostChallenge {
+            id: B64.encode(c.id),
+            expires_in: 60,
+            challenge: B64.encode(&bytes),
+            signature: B64.encode(sig.as_ref()),
+        }
+    };
+    let ch = &result.channel_id;
+    // A request signed by some other key (a relay making one up) ...
+    let mut forged = challenge.clone();
+    forged.id = [8; 32];
+    let st = http
+        .post(format!("{url}/v1/channels/{ch}/challenges"))
+        .bearer_auth(&result.helper_token)
+        .json(&post(&forged, &key()))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, 201);
+    // ... and the real one.
+    let st = http
+        .post(format!("{url}/v1/channels/{ch}/challenges"))
+        .bearer_auth(&result.helper_token)
+        .json(&post(&challenge, &host))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, 201);
+
+    let (reqs, bad) = pending(&store, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(reqs.len(), 1, "only the host-signed request is approvable");
+    assert_eq!(bad.len(), 1);
+    assert!(
+        bad[0].contains("NOT signed by the enrolled host"),
+        "{bad:?}"
+    );
+    let text = reqs[0].describe();
+    assert!(
+        text.contains("web-1") && text.contains("sudo") && text.contains("this computer"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\x1b'),
+        "control characters reach the screen: {text:?}"
+    );
+
+    let req = select(&reqs, None).unwrap();
+    assert!(
+        answer(req, Decision::Approve, None).await.is_err(),
+        "approve without a number"
+    );
+    answer(req, Decision::Approve, Some(47)).await.unwrap();
+
+    let resp: ChallengeResponse = http
+        .get(format!(
+            "{url}/v1/channels/{ch}/challenges/{}/response?wait=5",
+            B64.encode(challenge.id)
+        ))
+        .bearer_auth(&result.helper_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bytes = B64.decode(&resp.response).unwrap();
+    signed::verify(&device_pub, &bytes, &B64.decode(&resp.signature).unwrap()).unwrap();
+    let approval = Approval::decode(&bytes).unwrap();
+    assert_eq!(
+        approval,
+        Approval::answer(
+            &challenge,
+            Decision::Approve,
+            Some(47),
+            signed::device_id(&device_pub)
+        )
+    );
+
+    // The key file is private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("store/accounts.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
