@@ -30,9 +30,94 @@ pub const MAX_CONFIG_LEN: u64 = 256 * 1024;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub helper: Helper,
+    pub backend: Backend,
+    pub push: Push,
+    pub enrollment: Enrollment,
     pub recovery: Recovery,
     pub policy: Policy,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// No push: recovery codes only.
+    #[default]
+    None,
+    /// pushmfa-relay.
+    Relay,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backend {
+    pub kind: BackendKind,
+    pub url: String,
+    pub timeout_secs: u32,
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Backend {
+            kind: BackendKind::None,
+            url: String::new(),
+            timeout_secs: 5,
+        }
+    }
+}
+
+/// How the push step is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushMode {
+    /// An info line with the number, then wait for the phone.
+    Wait,
+    /// One prompt: approve on the phone and press Enter, or type a code.
+    Prompt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Push {
+    pub ttl_secs: u32,
+    /// Mode per PAM service; others use `prompt` when PAM_RHOST is set, else `wait`.
+    pub modes: std::collections::BTreeMap<String, PushMode>,
+    pub resend: u32,
+    pub rate_limit_count: u32,
+    pub rate_limit_window_secs: u32,
+    pub fraud_mute_secs: u32,
+    /// Host name shown on the phone (default: the system's host name).
+    pub host_name: String,
+}
+
+impl Default for Push {
+    fn default() -> Self {
+        Push {
+            ttl_secs: 60,
+            modes: std::collections::BTreeMap::new(),
+            resend: 0,
+            rate_limit_count: 5,
+            rate_limit_window_secs: 300,
+            fraud_mute_secs: 1200,
+            host_name: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Enrollment {
+    pub issuer: String,
+    pub registration_timeout_secs: u32,
+}
+
+impl Default for Enrollment {
+    fn default() -> Self {
+        Enrollment {
+            issuer: "pushmfa".into(),
+            registration_timeout_secs: 120,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -99,6 +184,18 @@ pub enum Unenrolled {
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub unenrolled: Unenrolled,
+    pub failmode: FailMode,
+}
+
+/// What happens when the push backend cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Fall back to the recovery-code prompt.
+    #[default]
+    Secure,
+    /// Let the login through, with a loud log line.
+    Safe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -209,7 +209,7 @@ pub fn status(
     Ok(UserStatus {
         user: user.to_string(),
         enrolled: state.enrolled(),
-        devices: 0,
+        devices: state.devices.len() as u32,
         codes_left: state.recovery.as_ref().map_or(0, |r| r.unused.len() as u32),
         codes_generated_at: state.recovery.as_ref().map(|r| r.generated_at),
         consecutive_failures: f.consecutive,

@@ -3,8 +3,10 @@
 use crate::clock::Clock;
 use crate::conn::Conn;
 use crate::hashing::Hashers;
+use crate::hostkey::HostKey;
 use crate::log::Logger;
 use crate::peer::Peer;
+use crate::relay_client::RelayClient;
 use crate::store::Store;
 use pushmfa_config::Config;
 use pushmfa_protocol::ipc::{Request, Response};
@@ -28,10 +30,23 @@ pub struct Ctx {
     /// Bounds concurrent Argon2id computations (each uses its memory cost).
     pub hashers: Hashers,
     pub helper_uid: u32,
+    /// Signs challenges; devices learn its public key at enrollment.
+    pub host_key: Arc<HostKey>,
+    /// The push backend, when `backend.kind = "relay"`.
+    pub relay: Option<RelayClient>,
+    /// Per-user push bookkeeping (outstanding push, rate limit).
+    pub push: crate::push::PushBook,
 }
 
 impl Ctx {
-    pub fn new(cfg: Config, store: Store, log: Arc<Logger>, clock: Arc<dyn Clock>) -> Ctx {
+    pub fn new(
+        cfg: Config,
+        store: Store,
+        log: Arc<Logger>,
+        clock: Arc<dyn Clock>,
+        host_key: Arc<HostKey>,
+        relay: Option<RelayClient>,
+    ) -> Ctx {
         let hashes = match cfg.recovery.max_parallel_hashes {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n as usize,
@@ -43,6 +58,9 @@ impl Ctx {
             clock,
             hashers: Hashers::new(hashes),
             helper_uid: nix::unistd::geteuid().as_raw(),
+            host_key,
+            relay,
+            push: crate::push::PushBook::default(),
         }
     }
 }

@@ -58,6 +58,27 @@ pub struct UserState {
     pub recovery: Option<RecoverySet>,
     #[serde(default)]
     pub failures: Failures,
+    /// Enrolled push devices.
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// After a fraud report, no pushes until this Unix time.
+    #[serde(default)]
+    pub push_muted_until: Option<u64>,
+}
+
+/// An enrolled device: its public key and how to reach it through the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// base64url of the 16-byte device id (from its public key).
+    pub id: String,
+    pub name: String,
+    /// base64url of the uncompressed SEC1 P-256 public key.
+    pub public_key: String,
+    pub channel_id: String,
+    /// The helper's bearer token for the channel (this file is 0600).
+    pub channel_token: String,
+    pub added_at: u64,
 }
 
 impl UserState {
@@ -71,7 +92,7 @@ impl UserState {
     /// Enrolled means the user has a second factor set up (codes, even if
     /// all are used up; devices come with push).
     pub fn enrolled(&self) -> bool {
-        self.recovery.is_some()
+        self.recovery.is_some() || !self.devices.is_empty()
     }
 }
 

@@ -1,14 +1,17 @@
 //! pushmfa-helper: the privileged helper daemon (runs in the foreground).
 
 use clap::Parser;
-use pushmfa_config::{Config, LogLevel};
+use pushmfa_config::{BackendKind, Config, LogLevel};
 use pushmfa_helper::clock::SystemClock;
+use pushmfa_helper::hostkey::HostKey;
 use pushmfa_helper::log::Logger;
+use pushmfa_helper::relay_client::RelayClient;
 use pushmfa_helper::server::{self, Ctx};
 use pushmfa_helper::store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The pushmfa helper: decides every second-factor login on this host.
 ///
@@ -56,6 +59,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let host_key = match HostKey::load_or_create(&cfg.helper.state_dir, euid) {
+        Ok(k) => Arc::new(k),
+        Err(e) => {
+            boot_log.error(&format!("host key: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let relay = match cfg.backend.kind {
+        BackendKind::None => None,
+        BackendKind::Relay => match RelayClient::new(
+            &cfg.backend.url,
+            Duration::from_secs(u64::from(cfg.backend.timeout_secs)),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                boot_log.error(&format!("backend: {e}"));
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     if args.check {
         println!(
             "{}: configuration and state directory are fine",
@@ -97,7 +120,7 @@ fn main() -> ExitCode {
                 .map_or("the systemd socket".into(), |p| p.display().to_string()),
             cfg.helper.state_dir.display()
         ));
-        let ctx = Arc::new(Ctx::new(cfg, store, log.clone(), Arc::new(SystemClock)));
+        let ctx = Arc::new(Ctx::new(cfg, store, log.clone(), Arc::new(SystemClock), host_key, relay));
         server::serve(&listener.listener, ctx, shutdown_signal()).await;
         log.info("stopping");
         ExitCode::SUCCESS

@@ -1,0 +1,452 @@
+//! Push approval on the helper side: issuing signed challenges and checking
+//! the signed answers (the verification order of docs/protocol.md).
+
+use crate::store::Device;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+/// A challenge this login issued, and what it expects back.
+pub struct Issued {
+    pub challenge: Challenge,
+    pub number: u8,
+    /// Monotonic: wall-clock jumps neither extend nor cut the validity.
+    pub deadline: Instant,
+    pub consumed: bool,
+}
+
+/// Why an answer was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    Malformed,
+    UnknownChallenge,
+    Consumed,
+    Expired,
+    FieldMismatch,
+    UnknownDevice,
+    BadSignature,
+    WrongNumber,
+}
+
+impl Rejected {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejected::Malformed => "malformed answer",
+            Rejected::UnknownChallenge => "answer to another challenge",
+            Rejected::Consumed => "challenge already used (replay)",
+            Rejected::Expired => "challenge expired",
+            Rejected::FieldMismatch => {
+                "answer does not match what was issued (host, user, service, rhost, tty or times)"
+            }
+            Rejected::UnknownDevice => "answer from a device that is not enrolled for this user",
+            Rejected::BadSignature => "signature does not verify with the enrolled device key",
+            Rejected::WrongNumber => "wrong number",
+        }
+    }
+}
+
+/// An accepted, signed decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub decision: Decision,
+    pub device: String,
+}
+
+/// Checks a device's answer against what this login issued, in order:
+/// known challenge -> not consumed -> not expired -> fields match -> device
+/// enrolled -> number (constant time) -> signature. Only an answer whose
+/// signature verifies can use the challenge up: a wrong number from the real
+/// device consumes it (no second guess); anything unsigned only rejects that
+/// message, so a relay cannot burn a login it could merely have dropped.
+pub fn check_answer(
+    issued: &mut Issued,
+    devices: &[Device],
+    response: &[u8],
+    signature: &[u8],
+    now: Instant,
+) -> Result<Accepted, Rejected> {
+    let a = Approval::decode(response).map_err(|_| Rejected::Malformed)?;
+    if a.challenge_id != issued.challenge.id {
+        return Err(Rejected::UnknownChallenge);
+    }
+    if issued.consumed {
+        return Err(Rejected::Consumed);
+    }
+    if now >= issued.deadline {
+        return Err(Rejected::Expired);
+    }
+    let c = &issued.challenge;
+    if a.host_id != c.host_id
+        || a.context != c.context
+        || a.issued_at != c.issued_at
+        || a.expires_at != c.expires_at
+    {
+        return Err(Rejected::FieldMismatch);
+    }
+    let device_id = B64.encode(a.device_id);
+    let device = devices
+        .iter()
+        .find(|d| d.id == device_id)
+        .ok_or(Rejected::UnknownDevice)?;
+    let number_ok = match (a.decision, a.number) {
+        (Decision::Approve, Some(n)) => bool::from([n].ct_eq(&[issued.number])),
+        (Decision::Approve, None) => false,
+        _ => true,
+    };
+    let key = B64
+        .decode(&device.public_key)
+        .map_err(|_| Rejected::UnknownDevice)?;
+    if signed::device_id(&key) != a.device_id {
+        return Err(Rejected::UnknownDevice);
+    }
+    signed::verify(&key, response, signature).map_err(|_| Rejected::BadSignature)?;
+    issued.consumed = true;
+    if !number_ok {
+        return Err(Rejected::WrongNumber);
+    }
+    Ok(Accepted {
+        decision: a.decision,
+        device: device.name.clone(),
+    })
+}
+
+/// Per-user push bookkeeping in the helper's memory: at most one
+/// outstanding push per user, and a sliding-window rate limit.
+#[derive(Default)]
+pub struct PushBook {
+    users: Mutex<HashMap<String, UserPushes>>,
+}
+
+#[derive(Default)]
+struct UserPushes {
+    outstanding: bool,
+    sent: VecDeque<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    Outstanding,
+    RateLimited,
+}
+
+/// Releases the user's outstanding push when dropped.
+pub struct PushSlot<'a> {
+    book: &'a PushBook,
+    user: String,
+}
+
+impl Drop for PushSlot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut users) = self.book.users.lock() {
+            if let Some(u) = users.get_mut(&self.user) {
+                u.outstanding = false;
+            }
+        }
+    }
+}
+
+impl PushBook {
+    /// Reserves the user's one push slot and counts one push against the
+    /// rate limit (`limit` pushes per `window`).
+    pub fn start(
+        &self,
+        user: &str,
+        limit: usize,
+        window: Duration,
+        now: Instant,
+    ) -> Result<PushSlot<'_>, Blocked> {
+        let mut users = self.users.lock().map_err(|_| Blocked::Outstanding)?;
+        let u = users.entry(user.to_owned()).or_default();
+        if u.outstanding {
+            return Err(Blocked::Outstanding);
+        }
+        while u
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            u.sent.pop_front();
+        }
+        if u.sent.len() >= limit {
+            return Err(Blocked::RateLimited);
+        }
+        u.sent.push_back(now);
+        u.outstanding = true;
+        Ok(PushSlot {
+            book: self,
+            user: user.to_owned(),
+        })
+    }
+
+    /// Counts one more push for an ongoing login (a resend).
+    pub fn count_resend(&self, user: &str, limit: usize, window: Duration, now: Instant) -> bool {
+        let Ok(mut users) = self.users.lock() else {
+            return false;
+        };
+        let u = users.entry(user.to_owned()).or_default();
+        while u
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            u.sent.pop_front();
+        }
+        if u.sent.len() >= limit {
+            return false;
+        }
+        u.sent.push_back(now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pushmfa_protocol::signed::Context;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+
+    struct Phone {
+        key: EcdsaKeyPair,
+    }
+
+    impl Phone {
+        fn new() -> Phone {
+            let rng = SystemRandom::new();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            Phone {
+                key: EcdsaKeyPair::from_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    pkcs8.as_ref(),
+                    &rng,
+                )
+                .unwrap(),
+            }
+        }
+        fn device(&self, name: &str) -> Device {
+            let public = self.key.public_key().as_ref();
+            Device {
+                id: B64.encode(signed::device_id(public)),
+                name: name.into(),
+                public_key: B64.encode(public),
+                channel_id: "c".into(),
+                channel_token: "t".into(),
+                added_at: 0,
+            }
+        }
+        fn sign(&self, a: &Approval) -> (Vec<u8>, Vec<u8>) {
+            let bytes = a.encode();
+            let sig = self.key.sign(&SystemRandom::new(), &bytes).unwrap();
+            (bytes, sig.as_ref().to_vec())
+        }
+        fn answer(&self, c: &Challenge, d: Decision, n: Option<u8>) -> Approval {
+            Approval::answer(c, d, n, signed::device_id(self.key.public_key().as_ref()))
+        }
+    }
+
+    fn issued(now: Instant) -> Issued {
+        Issued {
+            challenge: Challenge {
+                id: [1; 32],
+                host_id: [2; 32],
+                host_name: "h".into(),
+                context: Context {
+                    user: "alice".into(),
+                    service: "sshd".into(),
+                    rhost: "203.0.113.7".into(),
+                    tty: "ssh".into(),
+                },
+                issued_at: 1000,
+                expires_at: 1060,
+            },
+            number: 47,
+            deadline: now + Duration::from_secs(60),
+            consumed: false,
+        }
+    }
+
+    #[test]
+    fn approve_then_replay_is_refused() {
+        let now = Instant::now();
+        let phone = Phone::new();
+        let devices = [phone.device("phone")];
+        let mut iss = issued(now);
+        let (msg, sig) = phone.sign(&phone.answer(&iss.challenge, Decision::Approve, Some(47)));
+        let ok = check_answer(&mut iss, &devices, &msg, &sig, now).unwrap();
+        assert_eq!(ok.decision, Decision::Approve);
+        assert_eq!(
+            check_answer(&mut iss, &devices, &msg, &sig, now),
+            Err(Rejected::Consumed)
+        );
+    }
+
+    #[test]
+    fn every_forgery_is_rejected() {
+        let now = Instant::now();
+        let phone = Phone::new();
+        let other = Phone::new();
+        let devices = [phone.device("phone")];
+        let base = issued(now);
+        let good = phone.answer(&base.challenge, Decision::Approve, Some(47));
+        let check = |a: &Approval, signer: &Phone, at: Instant| {
+            let mut iss = issued(now);
+            let (m, s) = signer.sign(a);
+            (check_answer(&mut iss, &devices, &m, &s, at), iss.consumed)
+        };
+        let mut wrong_host = good.clone();
+        wrong_host.host_id = [9; 32];
+        let mut wrong_user = good.clone();
+        wrong_user.context.user = "root".into();
+        let mut wrong_service = good.clone();
+        wrong_service.context.service = "sudo".into();
+        let mut wrong_rhost = good.clone();
+        wrong_rhost.context.rhost = "198.51.100.1".into();
+        let mut wrong_challenge = good.clone();
+        wrong_challenge.challenge_id = [3; 32];
+        let mut stretched = good.clone();
+        stretched.expires_at += 3600;
+        for (name, a, signer, at, want, consumed) in [
+            (
+                "other host",
+                &wrong_host,
+                &phone,
+                now,
+                Rejected::FieldMismatch,
+                false,
+            ),
+            (
+                "other user",
+                &wrong_user,
+                &phone,
+                now,
+                Rejected::FieldMismatch,
+                false,
+            ),
+            (
+                "other service",
+                &wrong_service,
+                &phone,
+                now,
+                Rejected::FieldMismatch,
+                false,
+            ),
+            (
+                "tampered rhost",
+                &wrong_rhost,
+                &phone,
+                now,
+                Rejected::FieldMismatch,
+                false,
+            ),
+            (
+                "other challenge",
+                &wrong_challenge,
+                &phone,
+                now,
+                Rejected::UnknownChallenge,
+                false,
+            ),
+            (
+                "stretched expiry",
+                &stretched,
+                &phone,
+                now,
+                Rejected::FieldMismatch,
+                false,
+            ),
+            (
+                "expired",
+                &good,
+                &phone,
+                now + Duration::from_secs(61),
+                Rejected::Expired,
+                false,
+            ),
+            (
+                "unenrolled key claiming to be the phone",
+                &good,
+                &other,
+                now,
+                Rejected::BadSignature,
+                false,
+            ),
+        ] {
+            assert_eq!(check(a, signer, at), (Err(want), consumed), "{name}");
+        }
+        // A key that is not enrolled at all, under its own id.
+        let foreign = other.answer(&base.challenge, Decision::Approve, Some(47));
+        assert_eq!(
+            check(&foreign, &other, now),
+            (Err(Rejected::UnknownDevice), false)
+        );
+        // A signature over different bytes.
+        let mut iss = issued(now);
+        let (m, _) = phone.sign(&good);
+        let (_, s2) = phone.sign(&wrong_user);
+        assert_eq!(
+            check_answer(&mut iss, &devices, &m, &s2, now),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            check_answer(&mut iss, &devices, b"junk", &s2, now),
+            Err(Rejected::Malformed)
+        );
+        // The wrong number from the real device uses the challenge up.
+        let wrong_number = phone.answer(&base.challenge, Decision::Approve, Some(48));
+        assert_eq!(
+            check(&wrong_number, &phone, now),
+            (Err(Rejected::WrongNumber), true)
+        );
+        let no_number = phone.answer(&base.challenge, Decision::Approve, None);
+        assert_eq!(
+            check(&no_number, &phone, now),
+            (Err(Rejected::WrongNumber), true)
+        );
+    }
+
+    #[test]
+    fn deny_and_fraud_are_accepted_decisions() {
+        let now = Instant::now();
+        let phone = Phone::new();
+        let devices = [phone.device("phone")];
+        for d in [Decision::Deny, Decision::Fraud] {
+            let mut iss = issued(now);
+            let (m, s) = phone.sign(&phone.answer(&iss.challenge, d, None));
+            assert_eq!(
+                check_answer(&mut iss, &devices, &m, &s, now)
+                    .unwrap()
+                    .decision,
+                d
+            );
+        }
+    }
+
+    #[test]
+    fn one_outstanding_push_and_a_rate_limit() {
+        let book = PushBook::default();
+        let now = Instant::now();
+        let w = Duration::from_secs(300);
+        let slot = book.start("alice", 2, w, now).unwrap();
+        assert_eq!(
+            book.start("alice", 2, w, now).err(),
+            Some(Blocked::Outstanding)
+        );
+        assert!(book.start("bob", 2, w, now).is_ok());
+        drop(slot);
+        let slot = book.start("alice", 2, w, now).unwrap();
+        drop(slot);
+        assert_eq!(
+            book.start("alice", 2, w, now).err(),
+            Some(Blocked::RateLimited)
+        );
+        assert!(
+            book.start("alice", 2, w, now + w).is_ok(),
+            "the window slides"
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! The helper's side of the relay API (docs/protocol.md), over one reused
+//! HTTPS connection pool (reqwest with rustls).
+
+use pushmfa_protocol::relay_api::*;
+use reqwest::StatusCode;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct RelayClient {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("relay unreachable: {0}")]
+    Unreachable(String),
+    #[error("relay answered {0}")]
+    Status(String),
+    #[error("relay sent a malformed answer: {0}")]
+    Malformed(String),
+}
+
+fn unreachable(e: reqwest::Error) -> RelayError {
+    RelayError::Unreachable(e.to_string())
+}
+
+async fn fail(resp: reqwest::Response) -> RelayError {
+    let status = resp.status();
+    let body: String = resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    RelayError::Status(format!(
+        "{status} {}",
+        pushmfa_protocol::text::sanitize(&body, false)
+    ))
+}
+
+/// Reads a JSON body of at most MAX_BODY_LEN bytes.
+async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, RelayError> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_LEN as u64)
+    {
+        return Err(RelayError::Malformed("answer too large".into()));
+    }
+    let bytes = resp.bytes().await.map_err(unreachable)?;
+    if bytes.len() > MAX_BODY_LEN {
+        return Err(RelayError::Malformed("answer too large".into()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| RelayError::Malformed(e.to_string()))
+}
+
+impl RelayClient {
+    pub fn new(base: &str, timeout: Duration) -> Result<RelayClient, RelayError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(unreachable)?;
+        Ok(RelayClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            timeout,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn create_enrollment(&self, ttl_secs: u64) -> Result<EnrollmentCreated, RelayError> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/enrollments", self.base))
+            .timeout(self.timeout)
+            .json(&CreateEnrollment {
+                ttl_secs: Some(ttl_secs),
+            })
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(fail(resp).await);
+        }
+        json(resp).await
+    }
+
+    /// Waits up to `wait` for the device; None if it has not registered yet.
+    pub async fn wait_enrollment(
+        &self,
+        id: &str,
+        token: &str,
+        wait: Duration,
+    ) -> Result<Option<EnrollmentResult>, RelayError> {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/v1/enrollments/{id}?wait={}",
+                self.base,
+                wait.as_secs()
+            ))
+            .bearer_auth(token)
+            .timeout(wait + self.timeout)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match resp.status() {
+            StatusCode::OK => json(resp).await.map(Some),
+            StatusCode::NO_CONTENT => Ok(None),
+            _ => Err(fail(resp).await),
+        }
+    }
+
+    pub async fn post_challenge(
+        &self,
+        channel: &str,
+        token: &str,
+        body: &PostChallenge,
+    ) -> Result<(), RelayError> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/channels/{channel}/challenges", self.base))
+            .bearer_auth(token)
+            .timeout(self.timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if resp.status() == StatusCode::CREATED {
+            Ok(())
+        } else {
+            Err(fail(resp).await)
+        }
+    }
+
+    /// Waits up to `wait` for the device's answer; None if there is none yet.
+    pub async fn wait_response(
+        &self,
+        channel: &str,
+        token: &str,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Option<ChallengeResponse>, RelayError> {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/v1/channels/{channel}/challenges/{id}/response?wait={}",
+                self.base,
+                wait.as_secs()
+            ))
+            .bearer_auth(token)
+            .timeout(wait + self.timeout)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match resp.status() {
+            StatusCode::OK => json(resp).await.map(Some),
+            StatusCode::NO_CONTENT => Ok(None),
+            _ => Err(fail(resp).await),
+        }
+    }
+
+    pub async fn delete_channel(&self, channel: &str, token: &str) -> Result<(), RelayError> {
+        let resp = self
+            .http
+            .delete(format!("{}/v1/channels/{channel}", self.base))
+            .bearer_auth(token)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(fail(resp).await)
+        }
+    }
+}
