@@ -9,11 +9,19 @@ use crate::peer::{self, Peer};
 use crate::recovery::{self, Attempt, RecoveryError};
 use crate::server::Ctx;
 use crate::store::UserName;
-use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Response};
+use crate::store::{Device, UserState};
+use pushmfa_protocol::ipc::{AdminReply, AdminRequest, DeviceInfo, Response};
 use zeroize::Zeroizing;
 
 pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, req: AdminRequest) {
-    let response = match handle(ctx, peer, req).await {
+    let result = match req {
+        // Enrollment answers twice on this connection: the URI, then the result.
+        AdminRequest::Enroll { user, proof } => {
+            crate::enroll::run(ctx, conn, peer, user, proof).await
+        }
+        other => handle(ctx, peer, other).await,
+    };
+    let response = match result {
         Ok(reply) => Response::AdminReply(reply),
         Err(message) => Response::Refused { message },
     };
@@ -29,12 +37,27 @@ async fn handle(ctx: &Ctx, peer: Peer, req: AdminRequest) -> Result<AdminReply, 
         AdminRequest::Status { user } => status(ctx, peer, user).await,
         AdminRequest::RecoveryGenerate { user, proof } => generate(ctx, peer, user, proof).await,
         AdminRequest::Unlock { user } => unlock(ctx, peer, user).await,
+        AdminRequest::Devices { user } => devices(ctx, peer, user).await,
+        AdminRequest::DeviceRemove {
+            user,
+            device,
+            proof,
+        } => remove_device(ctx, peer, user, device, proof).await,
+        AdminRequest::DeviceRename { user, device, name } => {
+            rename_device(ctx, peer, user, device, name).await
+        }
+        AdminRequest::Reset { user } => reset(ctx, peer, user).await,
+        AdminRequest::Enroll { .. } => Err("enrollment is handled on its own connection".into()),
     }
 }
 
 /// The user an admin call acts on: the named one (admins, or the caller
 /// naming themself) or the caller.
-async fn target(ctx: &Ctx, peer: Peer, requested: Option<String>) -> Result<UserName, String> {
+pub(crate) async fn target(
+    ctx: &Ctx,
+    peer: Peer,
+    requested: Option<String>,
+) -> Result<UserName, String> {
     let uid = peer.uid;
     let caller = tokio::task::spawn_blocking(move || peer::name_of(uid))
         .await
@@ -73,6 +96,63 @@ async fn status(ctx: &Ctx, peer: Peer, user: Option<String>) -> Result<AdminRepl
     Ok(AdminReply::Status(st))
 }
 
+/// A non-admin caller who is already enrolled must prove it is them with
+/// one of their recovery codes (used up) before changing their factors.
+pub(crate) async fn require_proof(
+    ctx: &Ctx,
+    peer: Peer,
+    user: &UserName,
+    proof: Option<Zeroizing<String>>,
+) -> Result<(), String> {
+    if peer.is_admin(ctx.helper_uid) {
+        return Ok(());
+    }
+    let (store, cfg, now, u) = (
+        ctx.store.clone(),
+        ctx.cfg.recovery.clone(),
+        ctx.clock.now_unix(),
+        user.clone(),
+    );
+    let job =
+        move |scratch: &mut crate::codes::Scratch| -> Result<Result<(), String>, RecoveryError> {
+            if !store.load(&u)?.is_some_and(|s| s.enrolled()) {
+                return Ok(Ok(()));
+            }
+            let Some(proof) = proof else {
+                return Ok(Err("you are already enrolled: give one of your recovery codes (the CLI asks for it)".into()));
+            };
+            let Ok(code) = crate::codes::normalize(&proof) else {
+                return Ok(Err("that is not a recovery code".into()));
+            };
+            Ok(
+                match recovery::attempt(&store, Some(&u), &code, &cfg, now, scratch)? {
+                    Attempt::Accepted { .. } => Ok(()),
+                    Attempt::Backoff { retry_after } => {
+                        Err(format!("too many wrong codes: wait {retry_after} s"))
+                    }
+                    Attempt::LockedOut => {
+                        Err("recovery codes are locked; ask an administrator".into())
+                    }
+                    Attempt::Wrong | Attempt::NotEnrolled => {
+                        Err("that recovery code is not valid".into())
+                    }
+                },
+            )
+        };
+    let verdict = ctx
+        .hashers
+        .run(job)
+        .await?
+        .map_err(|e| store_err(ctx, "proof", e))?;
+    if let Err(msg) = &verdict {
+        ctx.log.warning(&format!(
+            "refused change for user={user} by_uid={}: {msg}",
+            peer.uid
+        ));
+    }
+    verdict
+}
+
 async fn generate(
     ctx: &Ctx,
     peer: Peer,
@@ -80,63 +160,188 @@ async fn generate(
     proof: Option<Zeroizing<String>>,
 ) -> Result<AdminReply, String> {
     let user = target(ctx, peer, user).await?;
-    let admin = peer.is_admin(ctx.helper_uid);
-    let (store, cfg, now) = (
+    require_proof(ctx, peer, &user, proof).await?;
+    let codes = generate_codes(ctx, &user).await?;
+    ctx.log.info(&format!(
+        "recovery codes generated user={user} count={} by_uid={}",
+        codes.len(),
+        peer.uid
+    ));
+    Ok(AdminReply::RecoveryCodes {
+        user: user.to_string(),
+        codes,
+    })
+}
+
+pub(crate) async fn generate_codes(
+    ctx: &Ctx,
+    user: &UserName,
+) -> Result<Vec<Zeroizing<String>>, String> {
+    let (store, cfg, now, u) = (
         ctx.store.clone(),
         ctx.cfg.recovery.clone(),
         ctx.clock.now_unix(),
+        user.clone(),
     );
-    let u = user.clone();
-    let job =
-        move |scratch: &mut crate::codes::Scratch| -> Result<Result<_, String>, RecoveryError> {
-            let enrolled = store.load(&u)?.is_some_and(|s| s.enrolled());
-            if enrolled && !admin {
-                let Some(proof) = proof else {
-                    return Ok(Err("you already have recovery codes: give one of them (pushmfa recovery generate asks for it)".into()));
-                };
-                let Ok(code) = crate::codes::normalize(&proof) else {
-                    return Ok(Err("that is not a recovery code".into()));
-                };
-                match recovery::attempt(&store, Some(&u), &code, &cfg, now, scratch)? {
-                    Attempt::Accepted { .. } => {}
-                    Attempt::Backoff { retry_after } => {
-                        return Ok(Err(format!("too many wrong codes: wait {retry_after} s")));
-                    }
-                    Attempt::LockedOut => {
-                        return Ok(Err("recovery codes are locked; ask an administrator".into()));
-                    }
-                    Attempt::Wrong | Attempt::NotEnrolled => {
-                        return Ok(Err("that recovery code is not valid".into()));
-                    }
-                }
-            }
-            Ok(Ok(recovery::generate(&store, &u, &cfg, now, scratch)?))
-        };
-    let result = ctx
-        .hashers
-        .run(job)
+    ctx.hashers
+        .run(move |scratch| recovery::generate(&store, &u, &cfg, now, scratch))
         .await?
-        .map_err(|e| store_err(ctx, "recovery generate", e))?;
-    match result {
-        Ok(codes) => {
-            ctx.log.info(&format!(
-                "recovery codes generated user={user} count={} by_uid={}",
-                codes.len(),
-                peer.uid
-            ));
-            Ok(AdminReply::RecoveryCodes {
-                user: user.to_string(),
-                codes,
+        .map_err(|e| store_err(ctx, "recovery generate", e))
+}
+
+/// Runs `f` on the user's state under their lock and saves the result.
+pub(crate) async fn with_state<T: Send + 'static>(
+    ctx: &Ctx,
+    user: &UserName,
+    f: impl FnOnce(&mut UserState) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let (store, u) = (ctx.store.clone(), user.clone());
+    tokio::task::spawn_blocking(move || {
+        let lock = store.lock(&u).map_err(|e| e.to_string())?;
+        let mut state = store
+            .load(&u)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(UserState::new);
+        let out = f(&mut state)?;
+        store.save(&lock, &u, &state).map_err(|e| e.to_string())?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn devices(ctx: &Ctx, peer: Peer, user: Option<String>) -> Result<AdminReply, String> {
+    let user = target(ctx, peer, user).await?;
+    let (store, u) = (ctx.store.clone(), user.clone());
+    let state = tokio::task::spawn_blocking(move || store.load(&u))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+        .unwrap_or_else(UserState::new);
+    Ok(AdminReply::DeviceList {
+        user: user.to_string(),
+        devices: state
+            .devices
+            .iter()
+            .map(|d| DeviceInfo {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                added_at: d.added_at,
             })
-        }
-        Err(msg) => {
+            .collect(),
+    })
+}
+
+fn find_device(devices: &[Device], which: &str) -> Result<usize, String> {
+    let hits: Vec<usize> = devices
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.name == which || (which.len() >= 4 && d.id.starts_with(which)))
+        .map(|(i, _)| i)
+        .collect();
+    match hits.as_slice() {
+        [i] => Ok(*i),
+        [] => Err(format!("no device {which:?} (see pushmfa devices list)")),
+        _ => Err(format!("{which:?} matches several devices: use its id")),
+    }
+}
+
+async fn remove_device(
+    ctx: &Ctx,
+    peer: Peer,
+    user: Option<String>,
+    device: String,
+    proof: Option<Zeroizing<String>>,
+) -> Result<AdminReply, String> {
+    let user = target(ctx, peer, user).await?;
+    require_proof(ctx, peer, &user, proof).await?;
+    let removed = with_state(ctx, &user, move |s| {
+        let i = find_device(&s.devices, &device)?;
+        Ok(s.devices.remove(i))
+    })
+    .await?;
+    if let Some(relay) = &ctx.relay {
+        if let Err(e) = relay
+            .delete_channel(&removed.channel_id, &removed.channel_token)
+            .await
+        {
             ctx.log.warning(&format!(
-                "recovery generate refused user={user} by_uid={}: {msg}",
-                peer.uid
+                "device removed, but its relay channel was not: {e}"
             ));
-            Err(msg)
         }
     }
+    ctx.log.info(&format!(
+        "device removed user={user} device={} by_uid={}",
+        removed.name, peer.uid
+    ));
+    Ok(AdminReply::Done {
+        message: format!("removed device {} ({})", removed.name, removed.id),
+    })
+}
+
+async fn rename_device(
+    ctx: &Ctx,
+    peer: Peer,
+    user: Option<String>,
+    device: String,
+    name: String,
+) -> Result<AdminReply, String> {
+    let user = target(ctx, peer, user).await?;
+    let name = pushmfa_protocol::text::sanitize(name.trim(), false);
+    if name.is_empty() || name.len() > 64 {
+        return Err("a device name has 1 to 64 characters".into());
+    }
+    let new = name.clone();
+    let old = with_state(ctx, &user, move |s| {
+        let i = find_device(&s.devices, &device)?;
+        Ok(std::mem::replace(&mut s.devices[i].name, new))
+    })
+    .await?;
+    ctx.log.info(&format!(
+        "device renamed user={user} {old} -> {name} by_uid={}",
+        peer.uid
+    ));
+    Ok(AdminReply::Done {
+        message: format!("renamed {old} to {name}"),
+    })
+}
+
+async fn reset(ctx: &Ctx, peer: Peer, user: String) -> Result<AdminReply, String> {
+    if !peer.is_admin(ctx.helper_uid) {
+        return Err("only root may reset a user".into());
+    }
+    let user =
+        UserName::parse(&user).ok_or_else(|| format!("user name {user:?} is not supported"))?;
+    let (store, u) = (ctx.store.clone(), user.clone());
+    let devices = tokio::task::spawn_blocking(move || -> Result<Vec<Device>, String> {
+        let lock = store.lock(&u).map_err(|e| e.to_string())?;
+        let devices = store
+            .load(&u)
+            .ok()
+            .flatten()
+            .map(|s| s.devices)
+            .unwrap_or_default();
+        store.remove(&lock, &u).map_err(|e| e.to_string())?;
+        Ok(devices)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    if let Some(relay) = &ctx.relay {
+        for d in &devices {
+            let _ = relay.delete_channel(&d.channel_id, &d.channel_token).await;
+        }
+    }
+    ctx.log.info(&format!(
+        "reset user={user} devices={} by_uid={}",
+        devices.len(),
+        peer.uid
+    ));
+    Ok(AdminReply::Done {
+        message: format!(
+            "{user}: removed {} device(s) and all recovery codes",
+            devices.len()
+        ),
+    })
 }
 
 async fn unlock(ctx: &Ctx, peer: Peer, user: String) -> Result<AdminReply, String> {

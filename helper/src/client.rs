@@ -39,3 +39,34 @@ pub fn call(
         _ => Err(ClientError::Unexpected),
     }
 }
+
+/// A connection for calls answered more than once (enrollment).
+pub struct Session {
+    stream: UnixStream,
+}
+
+impl Session {
+    pub fn start(socket: &Path, req: AdminRequest) -> Result<Session, ClientError> {
+        let mut stream = UnixStream::connect(socket).map_err(|error| ClientError::Connect {
+            path: socket.display().to_string(),
+            error,
+        })?;
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .map_err(FrameError::Io)?;
+        frame::write_frame(&mut stream, &Request::Admin(req))?;
+        Ok(Session { stream })
+    }
+
+    /// The next reply, waiting at most `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Result<AdminReply, ClientError> {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .map_err(FrameError::Io)?;
+        match frame::read_frame::<Response, _>(&mut self.stream)? {
+            Response::AdminReply(r) => Ok(r),
+            Response::Refused { message } => Err(ClientError::Refused(message)),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+}

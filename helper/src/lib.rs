@@ -16,6 +16,7 @@ pub mod clock;
 pub mod codes;
 pub mod conn;
 pub mod doctor;
+pub mod enroll;
 pub mod hashing;
 pub mod hostkey;
 pub mod log;

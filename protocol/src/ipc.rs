@@ -134,6 +134,30 @@ pub enum AdminRequest {
     },
     /// Clears the recovery-code failure counter and lockout (admin only).
     Unlock { user: String },
+    /// Starts enrolling a device: answered by `EnrollStarted` (the URI for
+    /// the QR code), then `Enrolled` or `Refused` when the device registered
+    /// or the registration timed out. A non-admin caller who is already
+    /// enrolled proves it with a recovery code.
+    Enroll {
+        user: Option<String>,
+        proof: Option<Zeroizing<String>>,
+    },
+    /// Lists the user's devices.
+    Devices { user: Option<String> },
+    /// Removes a device (by id or name); a non-admin caller proves it's them.
+    DeviceRemove {
+        user: Option<String>,
+        device: String,
+        proof: Option<Zeroizing<String>>,
+    },
+    /// Renames a device.
+    DeviceRename {
+        user: Option<String>,
+        device: String,
+        name: String,
+    },
+    /// Removes all of a user's devices and codes (admin only).
+    Reset { user: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +175,29 @@ pub enum AdminReply {
     Done {
         message: String,
     },
+    EnrollStarted {
+        uri: String,
+        expires_in: u64,
+    },
+    Enrolled {
+        user: String,
+        device_id: String,
+        device_name: String,
+        /// New recovery codes when the user had none (shown once).
+        codes: Vec<Zeroizing<String>>,
+    },
+    DeviceList {
+        user: String,
+        devices: Vec<DeviceInfo>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub name: String,
+    pub added_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,8 +49,51 @@ enum Command {
         #[arg(long)]
         user: String,
     },
+    /// Enroll a phone or software authenticator: shows a QR code to scan.
+    ///
+    /// Waits for the device to register (with a countdown), checks that the
+    /// key really came from the device that scanned the code, and shows new
+    /// recovery codes if the user had none. If you are already enrolled you
+    /// are asked for one of your recovery codes first (root is not asked).
+    Enroll {
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List, remove or rename enrolled devices.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Remove all of a user's devices and recovery codes (root only).
+    Reset {
+        #[arg(long)]
+        user: String,
+    },
     /// Check configuration, permissions, socket and state, and say what to fix.
     Doctor,
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// List devices.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Remove a device, by name or id (you are asked for a recovery code).
+    Remove {
+        device: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Rename a device.
+    Rename {
+        device: String,
+        name: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +128,9 @@ fn main() -> ExitCode {
         } => generate(&socket, user, json),
         Command::Status { user, json } => status(&socket, user, json),
         Command::Unlock { user } => unlock(&socket, user),
+        Command::Enroll { user } => enroll(&socket, user),
+        Command::Devices { command } => devices(&socket, command),
+        Command::Reset { user } => done(&socket, AdminRequest::Reset { user }),
         Command::Doctor => return doctor(&cli.config, cli.socket.as_deref()),
     };
     match result {
@@ -96,20 +142,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn generate(socket: &Path, user: Option<String>, json: bool) -> Result<(), ClientError> {
+/// Asks for a current recovery code when the helper will want one: the
+/// caller is not root and the user is already enrolled.
+fn proof_if_needed(
+    socket: &Path,
+    user: &Option<String>,
+    why: &str,
+) -> Result<Option<Zeroizing<String>>, ClientError> {
     let st = match client::call(socket, AdminRequest::Status { user: user.clone() }, TIMEOUT)? {
         AdminReply::Status(st) => st,
         _ => return Err(ClientError::Unexpected),
     };
-    let root = nix::unistd::geteuid().is_root();
-    let proof = if st.enrolled && !root {
-        Some(read_secret(&format!(
-            "{} already has recovery codes. Enter one of them to replace them all: ",
+    if st.enrolled && !nix::unistd::geteuid().is_root() {
+        Ok(Some(read_secret(&format!(
+            "{} is enrolled. Enter one of your recovery codes to {why}: ",
             st.user
-        ))?)
+        ))?))
     } else {
-        None
-    };
+        Ok(None)
+    }
+}
+
+fn print_codes(user: &str, codes: &[Zeroizing<String>]) {
+    eprintln!(
+        "New recovery codes for {user}; any older codes no longer work.\n\
+         Each code works once. Keep them somewhere safe, away from this computer:"
+    );
+    for c in codes {
+        println!("{}", c.as_str());
+    }
+}
+
+fn generate(socket: &Path, user: Option<String>, json: bool) -> Result<(), ClientError> {
+    let proof = proof_if_needed(socket, &user, "replace them all")?;
     let reply = client::call(
         socket,
         AdminRequest::RecoveryGenerate { user, proof },
@@ -123,15 +188,119 @@ fn generate(socket: &Path, user: Option<String>, json: bool) -> Result<(), Clien
         let out = serde_json::json!({ "user": user, "codes": codes });
         println!("{out}");
     } else {
-        eprintln!(
-            "New recovery codes for {user}; any older codes no longer work.\n\
-             Each code works once. Keep them somewhere safe, away from this computer:"
-        );
-        for c in &codes {
-            println!("{}", c.as_str());
-        }
+        print_codes(&user, &codes);
     }
     Ok(())
+}
+
+/// The QR code in black on white whatever the terminal's colours, so it
+/// scans on dark and light themes alike.
+fn qr_text(uri: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    let art = code
+        .render::<Dense1x2>()
+        .quiet_zone(true)
+        .dark_color(Dense1x2::Dark)
+        .light_color(Dense1x2::Light)
+        .build();
+    Some(
+        art.lines()
+            .map(|l| format!("\x1b[30;107m{l}\x1b[0m\n"))
+            .collect(),
+    )
+}
+
+fn enroll(socket: &Path, user: Option<String>) -> Result<(), ClientError> {
+    let proof = proof_if_needed(socket, &user, "add a device")?;
+    let mut session = client::Session::start(socket, AdminRequest::Enroll { user, proof })?;
+    let AdminReply::EnrollStarted { uri, expires_in } = session.next(TIMEOUT)? else {
+        return Err(ClientError::Unexpected);
+    };
+    if let Some(qr) = qr_text(&uri) {
+        print!("{qr}");
+    }
+    println!("Scan the code with the pushmfa app, or give this URI to a software authenticator:");
+    println!("{uri}");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let countdown = std::io::stderr().is_terminal().then(|| {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for left in (1..=expires_in).rev() {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                eprint!("\rWaiting for the device... {left:>3} s left ");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            eprint!("\r\x1b[K");
+        })
+    });
+    if countdown.is_none() {
+        eprintln!("Waiting up to {expires_in} s for the device...");
+    }
+    let result = session.next(Duration::from_secs(expires_in + 30));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = countdown {
+        let _ = t.join();
+    }
+    let AdminReply::Enrolled {
+        user,
+        device_id,
+        device_name,
+        codes,
+    } = result?
+    else {
+        return Err(ClientError::Unexpected);
+    };
+    println!("Enrolled {device_name} ({device_id}) for {user}.");
+    if !codes.is_empty() {
+        print_codes(&user, &codes);
+    }
+    Ok(())
+}
+
+fn devices(socket: &Path, command: DevicesCommand) -> Result<(), ClientError> {
+    match command {
+        DevicesCommand::List { user } => {
+            let AdminReply::DeviceList { user, devices } =
+                client::call(socket, AdminRequest::Devices { user }, TIMEOUT)?
+            else {
+                return Err(ClientError::Unexpected);
+            };
+            if devices.is_empty() {
+                println!("{user} has no devices (enroll one with: pushmfa enroll)");
+            }
+            for d in devices {
+                println!("{}  {:<24}  added {}", d.id, d.name, utc(d.added_at));
+            }
+            Ok(())
+        }
+        DevicesCommand::Remove { device, user } => {
+            let proof = proof_if_needed(socket, &user, "remove a device")?;
+            done(
+                socket,
+                AdminRequest::DeviceRemove {
+                    user,
+                    device,
+                    proof,
+                },
+            )
+        }
+        DevicesCommand::Rename { device, name, user } => {
+            done(socket, AdminRequest::DeviceRename { user, device, name })
+        }
+    }
+}
+
+fn done(socket: &Path, req: AdminRequest) -> Result<(), ClientError> {
+    match client::call(socket, req, TIMEOUT)? {
+        AdminReply::Done { message } => {
+            println!("{message}");
+            Ok(())
+        }
+        _ => Err(ClientError::Unexpected),
+    }
 }
 
 /// Reads one line with echo off when stdin is a terminal.
@@ -223,13 +392,7 @@ fn utc(t: u64) -> String {
 }
 
 fn unlock(socket: &Path, user: String) -> Result<(), ClientError> {
-    match client::call(socket, AdminRequest::Unlock { user }, TIMEOUT)? {
-        AdminReply::Done { message } => {
-            println!("{message}");
-            Ok(())
-        }
-        _ => Err(ClientError::Unexpected),
-    }
+    done(socket, AdminRequest::Unlock { user })
 }
 
 fn doctor(config: &Path, socket: Option<&Path>) -> ExitCode {

@@ -1,0 +1,145 @@
+//! Enrolling a device: a relay enrollment slot, a secret that only the QR
+//! code carries, and a MAC check that keeps the relay from slipping in a
+//! key of its own.
+
+use crate::admin::{generate_codes, require_proof, target, with_state};
+use crate::conn::Conn;
+use crate::peer::Peer;
+use crate::server::Ctx;
+use crate::store::Device;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
+use pushmfa_protocol::ipc::{AdminReply, Response};
+use pushmfa_protocol::signed;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// The host name devices are shown: `push.host_name`, else the system's.
+pub fn host_name(ctx: &Ctx) -> String {
+    if !ctx.cfg.push.host_name.is_empty() {
+        return ctx.cfg.push.host_name.clone();
+    }
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+pub async fn run(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    peer: Peer,
+    user: Option<String>,
+    proof: Option<Zeroizing<String>>,
+) -> Result<AdminReply, String> {
+    let relay = ctx.relay.as_ref().ok_or(
+        "no push backend is configured: set [backend] kind = \"relay\" and url in pushmfa.toml",
+    )?;
+    let user = target(ctx, peer, user).await?;
+    require_proof(ctx, peer, &user, proof).await?;
+
+    let ttl = u64::from(ctx.cfg.enrollment.registration_timeout_secs);
+    let created = relay
+        .create_enrollment(ttl)
+        .await
+        .map_err(|e| format!("cannot start enrollment: {e}"))?;
+    let mut secret = Zeroizing::new([0u8; 32]);
+    crate::codes::random_bytes(&mut *secret).map_err(|e| e.to_string())?;
+    let uri = Zeroizing::new(
+        EnrollUri {
+            relay: relay.base().to_owned(),
+            enrollment_id: created.enrollment_id.clone(),
+            secret: *secret,
+            host_key: ctx.host_key.public,
+            host_name: host_name(ctx),
+            issuer: ctx.cfg.enrollment.issuer.clone(),
+            account: user.to_string(),
+        }
+        .to_uri(),
+    );
+    conn.send(&Response::AdminReply(AdminReply::EnrollStarted {
+        uri: uri.to_string(),
+        expires_in: ttl,
+    }))
+    .await
+    .map_err(|e| e.to_string())?;
+
+    let deadline = Instant::now() + Duration::from_secs(ttl);
+    let result = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            ctx.log.info(&format!("enrollment timed out user={user}"));
+            return Err(format!(
+                "no device registered within {ttl} s; run pushmfa enroll again"
+            ));
+        }
+        match relay
+            .wait_enrollment(
+                &created.enrollment_id,
+                &created.helper_token,
+                left.min(Duration::from_secs(30)),
+            )
+            .await
+        {
+            Ok(Some(r)) => break r,
+            Ok(None) => continue,
+            Err(e) => return Err(format!("enrollment failed: {e}")),
+        }
+    };
+    let reg = &result.registration;
+    let public = B64
+        .decode(&reg.public_key)
+        .map_err(|_| "the device sent a malformed key".to_string())?;
+    let mac = B64
+        .decode(&reg.mac)
+        .map_err(|_| "the device sent a malformed MAC".to_string())?;
+    if public.len() != signed::PUBLIC_KEY_LEN
+        || !verify_registration_mac(
+            &secret,
+            &created.enrollment_id,
+            &ctx.host_key.id,
+            &public,
+            &reg.device_name,
+            &mac,
+        )
+    {
+        ctx.log.error(&format!(
+            "ENROLLMENT REJECTED user={user}: the registered key does not carry a valid MAC under the enrollment \
+             secret; the relay or someone else tried to enroll a key of their own"
+        ));
+        return Err("the registration did not come from the device that scanned the code (bad MAC); nothing was enrolled".into());
+    }
+    let name = pushmfa_protocol::text::sanitize(&reg.device_name, false);
+    let device = Device {
+        id: B64.encode(signed::device_id(&public)),
+        name: name.clone(),
+        public_key: reg.public_key.clone(),
+        channel_id: result.channel_id.clone(),
+        channel_token: result.helper_token.clone(),
+        added_at: ctx.clock.now_unix(),
+    };
+    let device_id = device.id.clone();
+    let needs_codes = with_state(ctx, &user, move |s| {
+        s.devices.retain(|d| d.id != device.id);
+        s.devices.push(device);
+        Ok(s.recovery.is_none())
+    })
+    .await?;
+    let codes = if needs_codes {
+        generate_codes(ctx, &user).await?
+    } else {
+        Vec::new()
+    };
+    ctx.log.info(&format!(
+        "device enrolled user={user} device={name} id={device_id} by_uid={} new_codes={}",
+        peer.uid,
+        codes.len()
+    ));
+    Ok(AdminReply::Enrolled {
+        user: user.to_string(),
+        device_id,
+        device_name: name,
+        codes,
+    })
+}
