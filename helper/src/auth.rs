@@ -7,9 +7,10 @@
 
 use crate::conn::Conn;
 use crate::peer::{self, Peer};
+use crate::push_login::PushEnd;
 use crate::recovery::{self, Attempt, RecoveryError};
 use crate::server::Ctx;
-use crate::store::UserName;
+use crate::store::{UserName, UserState};
 use pushmfa_config::Unenrolled;
 use pushmfa_protocol::ipc::{Begin, Outcome, Reply, Response, Step, Verdict};
 use pushmfa_protocol::text::sanitize;
@@ -28,18 +29,18 @@ pub const MSG_LOCKED: &str =
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a login ended early, for the log; the verdict is chosen by the caller.
-enum End {
+pub(crate) enum End {
     /// The client went away, timed out or sent something out of order.
     Client(String),
 }
 
-struct Login<'a> {
-    ctx: &'a Ctx,
-    conn: &'a mut Conn,
-    peer: Peer,
-    begin: Begin,
+pub(crate) struct Login<'a> {
+    pub(crate) ctx: &'a Ctx,
+    pub(crate) conn: &'a mut Conn,
+    pub(crate) peer: Peer,
+    pub(crate) begin: Begin,
     /// None for a name that cannot exist in the store (treated as unknown).
-    user: Option<UserName>,
+    pub(crate) user: Option<UserName>,
 }
 
 pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
@@ -74,41 +75,63 @@ pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
 
 impl Login<'_> {
     async fn run(&mut self) {
-        let enrolled = match self.enrolled().await {
-            Ok(e) => e,
+        let state = match self.load_state().await {
+            Ok(s) => s,
             Err(e) => {
                 return self
                     .finish(Outcome::Unavailable, &format!("state: {e}"))
                     .await;
             }
         };
+        let enrolled = state.enrolled();
         if !enrolled && self.ctx.cfg.policy.unenrolled == Unenrolled::Ignore {
             return self
                 .finish(Outcome::Ignore, "not enrolled (policy: ignore)")
                 .await;
         }
-        if let Err(End::Client(why)) = self.recovery_prompts(enrolled).await {
+        let mut first_code = None;
+        if self.ctx.relay.is_some() {
+            match self.push(&state).await {
+                Ok(PushEnd::Decided) => return,
+                Ok(PushEnd::CodeTyped(code)) => first_code = Some(code),
+                Ok(PushEnd::FallBack(msg)) => {
+                    if let Err(End::Client(why)) = self.say_error(&msg).await {
+                        return self.finish(Outcome::Denied, &why).await;
+                    }
+                }
+                Err(End::Client(why)) => return self.finish(Outcome::Denied, &why).await,
+            }
+        }
+        if let Err(End::Client(why)) = self.recovery_prompts(enrolled, first_code).await {
             self.finish(Outcome::Denied, &why).await;
         }
     }
 
-    async fn enrolled(&self) -> Result<bool, RecoveryError> {
+    async fn load_state(&self) -> Result<UserState, RecoveryError> {
         let Some(user) = self.user.clone() else {
-            return Ok(false);
+            return Ok(UserState::new());
         };
         let store = self.ctx.store.clone();
         let loaded = tokio::task::spawn_blocking(move || store.load(&user))
             .await
             .map_err(|e| RecoveryError::Internal(e.to_string()))??;
-        Ok(loaded.is_some_and(|s| s.enrolled()))
+        Ok(loaded.unwrap_or_else(UserState::new))
     }
 
-    /// Up to `max_tries` code prompts; ends the login with a verdict unless
-    /// the client went away.
-    async fn recovery_prompts(&mut self, enrolled: bool) -> Result<(), End> {
+    /// Up to `max_tries` code prompts (the first answer may already have been
+    /// typed at the push prompt); ends the login with a verdict unless the
+    /// client went away.
+    async fn recovery_prompts(
+        &mut self,
+        enrolled: bool,
+        mut first: Option<Zeroizing<String>>,
+    ) -> Result<(), End> {
         let max_tries = self.ctx.cfg.recovery.max_tries;
         for _ in 0..max_tries {
-            let answer = self.ask(CODE_PROMPT, false).await?;
+            let answer = match first.take() {
+                Some(a) => a,
+                None => self.ask(CODE_PROMPT, false).await?,
+            };
             let code = match crate::codes::normalize(&answer) {
                 Ok(c) => c,
                 Err(_) => {
@@ -171,10 +194,20 @@ impl Login<'_> {
     }
 
     async fn ask(&mut self, text: &str, echo: bool) -> Result<Zeroizing<String>, End> {
+        self.ask_then_wait(text, echo, 0).await
+    }
+
+    /// A prompt after whose answer the helper may take `wait_secs` (a push wait).
+    pub(crate) async fn ask_then_wait(
+        &mut self,
+        text: &str,
+        echo: bool,
+        wait_secs: u32,
+    ) -> Result<Zeroizing<String>, End> {
         let step = Step::Prompt {
             text: text.into(),
             echo,
-            wait_secs: 0,
+            wait_secs,
         };
         let timeout = Duration::from_secs(u64::from(self.ctx.cfg.helper.prompt_timeout_secs));
         match self.exchange(step, timeout).await? {
@@ -184,7 +217,18 @@ impl Login<'_> {
         }
     }
 
-    async fn say_error(&mut self, text: &str) -> Result<(), End> {
+    pub(crate) async fn say_info(&mut self, text: &str, wait_secs: u32) -> Result<(), End> {
+        let step = Step::Info {
+            text: text.into(),
+            wait_secs,
+        };
+        match self.exchange(step, ACK_TIMEOUT).await? {
+            Reply::Shown => Ok(()),
+            _ => Err(End::Client("client answered an info line".into())),
+        }
+    }
+
+    pub(crate) async fn say_error(&mut self, text: &str) -> Result<(), End> {
         let step = Step::Error {
             text: text.into(),
             wait_secs: 0,
@@ -212,7 +256,7 @@ impl Login<'_> {
     }
 
     /// Logs the decision (never a secret) and sends the verdict.
-    async fn finish(&mut self, outcome: Outcome, detail: &str) {
+    pub(crate) async fn finish(&mut self, outcome: Outcome, detail: &str) {
         let b = &self.begin;
         let line = format!(
             "login user={} service={} rhost={} tty={} ruser={} peer_uid={} peer_pid={} outcome={} ({})",

@@ -22,6 +22,7 @@ pub mod hostkey;
 pub mod log;
 pub mod peer;
 pub mod push;
+pub mod push_login;
 pub mod recovery;
 pub mod relay_client;
 pub mod server;

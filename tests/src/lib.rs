@@ -7,6 +7,7 @@
 //! threads of one process.
 
 pub mod pam;
+pub mod push;
 
 use pushmfa_helper::client;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, UserStatus};
@@ -97,7 +98,13 @@ pub fn bin(name: &str) -> PathBuf {
     }
     let path = must_exist(build_dir().join(name));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let sources = ["helper/src", "protocol/src", "config/src"]
+    // The sources each binary is built from.
+    let dirs: &[&str] = if name == "pushmfa-relay" {
+        &["relay/src", "protocol/src"]
+    } else {
+        &["helper/src", "protocol/src", "config/src"]
+    };
+    let sources = dirs
         .iter()
         .filter_map(|d| newest_mtime(&root.join(d)))
         .max();

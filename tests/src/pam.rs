@@ -51,11 +51,16 @@ const PAM_RHOST: c_int = 4;
 const PAM_RUSER: c_int = 8;
 pub const PAM_SILENT: c_int = 0x8000;
 
+/// Called with each info line the user is shown.
+type InfoHook = Box<dyn FnMut(&str)>;
+
 /// What the scripted user does at a prompt.
 pub enum Answer {
     Text(String),
     /// Runs the closure (e.g. kill the helper), then answers its text.
     Then(Box<dyn FnOnce() -> String>),
+    /// Gets the prompt text (e.g. to read the number), answers its result.
+    Reply(Box<dyn FnOnce(&str) -> String>),
     /// The conversation fails (as when the application has no answer).
     Fail,
 }
@@ -73,6 +78,7 @@ pub type Transcript = Vec<String>;
 struct Script {
     answers: VecDeque<Answer>,
     transcript: Transcript,
+    on_info: Option<InfoHook>,
 }
 
 extern "C" fn scripted_conv(
@@ -101,10 +107,16 @@ extern "C" fn scripted_conv(
             _ => "other",
         };
         script.transcript.push(format!("{tag}:{text}"));
+        if m.msg_style == PAM_TEXT_INFO {
+            if let Some(hook) = script.on_info.as_mut() {
+                hook(&text);
+            }
+        }
         if m.msg_style == PAM_PROMPT_ECHO_OFF || m.msg_style == PAM_PROMPT_ECHO_ON {
             let answer = match script.answers.pop_front() {
                 Some(Answer::Text(t)) => t,
                 Some(Answer::Then(f)) => f(),
+                Some(Answer::Reply(f)) => f(&text),
                 Some(Answer::Fail) | None => {
                     for j in 0..i {
                         unsafe { libc::free((*out.add(j)).resp.cast()) };
@@ -129,6 +141,7 @@ pub struct PamRun {
     answers: VecDeque<Answer>,
     items: Vec<(c_int, String)>,
     flags: c_int,
+    on_info: Option<InfoHook>,
 }
 
 impl PamRun {
@@ -140,6 +153,7 @@ impl PamRun {
             answers: VecDeque::new(),
             items: Vec::new(),
             flags: 0,
+            on_info: None,
         }
     }
 
@@ -163,6 +177,12 @@ impl PamRun {
         self
     }
 
+    /// Called with each info line the user is shown.
+    pub fn on_info(mut self, hook: impl FnMut(&str) + 'static) -> PamRun {
+        self.on_info = Some(Box::new(hook));
+        self
+    }
+
     pub fn flags(mut self, f: c_int) -> PamRun {
         self.flags = f;
         self
@@ -173,6 +193,7 @@ impl PamRun {
         let mut script = Script {
             answers: self.answers,
             transcript: Vec::new(),
+            on_info: self.on_info,
         };
         let conv = PamConv {
             conv: scripted_conv,

@@ -1,0 +1,430 @@
+//! The push step of a login: issue a signed challenge, show the number,
+//! wait for a signed answer from an enrolled device, decide.
+
+use crate::auth::{End, Login};
+use crate::push::{Blocked, Issued, check_answer};
+use crate::store::{Device, UserState};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_config::{FailMode, PushMode};
+use pushmfa_protocol::ipc::Outcome;
+use pushmfa_protocol::relay_api::{ChallengeResponse, PostChallenge};
+use pushmfa_protocol::signed::{Challenge, Context, Decision, MAX_FIELD_LEN};
+use pushmfa_protocol::text::sanitize;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use zeroize::Zeroizing;
+
+/// How the push step ended.
+pub(crate) enum PushEnd {
+    /// A verdict was sent.
+    Decided,
+    /// The user typed a recovery code at the push prompt.
+    CodeTyped(Zeroizing<String>),
+    /// No decision: say this, then ask for a recovery code.
+    FallBack(String),
+}
+
+pub const MSG_NO_ANSWER: &str = "No answer from your phone.";
+pub const MSG_UNREACHABLE: &str = "Your phone cannot be reached right now.";
+pub const MSG_DENIED: &str = "Denied on your phone.";
+pub const MSG_WRONG_NUMBER: &str = "The number entered on the phone did not match.";
+
+/// What one round of waiting produced.
+enum Waited {
+    Accepted(Decision, String),
+    WrongNumber(String),
+    TimedOut,
+    /// The user typed something at the prompt instead.
+    Typed(Zeroizing<String>),
+}
+
+/// `prompt` for a service configured so, or when there is a remote host
+/// (OpenSSH shows info text only with the next prompt); `wait` otherwise.
+pub fn mode_for(
+    modes: &std::collections::BTreeMap<String, PushMode>,
+    service: &str,
+    remote: bool,
+) -> PushMode {
+    match modes.get(service) {
+        Some(m) => *m,
+        None if remote => PushMode::Prompt,
+        None => PushMode::Wait,
+    }
+}
+
+fn field(s: Option<&str>) -> String {
+    let s = sanitize(s.unwrap_or(""), false);
+    let mut cut = s.len().min(MAX_FIELD_LEN);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s[..cut].to_owned()
+}
+
+fn random_number() -> u8 {
+    loop {
+        let mut b = [0u8; 1];
+        if crate::codes::random_bytes(&mut b).is_err() {
+            continue;
+        }
+        // 200 = 2 x 100: no modulo bias.
+        if b[0] < 200 {
+            return b[0] % 100;
+        }
+    }
+}
+
+impl Login<'_> {
+    pub(crate) async fn push(&mut self, state: &UserState) -> Result<PushEnd, End> {
+        let cfg = self.ctx.cfg.push.clone();
+        let devices = state.devices.clone();
+        // Users without devices (unknown, unenrolled, codes only) get the same
+        // prompt with a decoy number and no push, so prompts reveal nothing.
+        let decoy = devices.is_empty();
+        let now = self.ctx.clock.now_unix();
+        let mut _slot = None;
+        if !decoy {
+            if state.push_muted_until.is_some_and(|t| t > now) {
+                self.ctx.log.warning(&format!(
+                    "push skipped user={}: muted after a fraud report",
+                    self.begin.user
+                ));
+                return Ok(PushEnd::FallBack(
+                    "Approval requests to this account are paused after a \"not me\" report."
+                        .into(),
+                ));
+            }
+            let window = Duration::from_secs(u64::from(cfg.rate_limit_window_secs));
+            match self.ctx.push.start(
+                &self.begin.user,
+                cfg.rate_limit_count as usize,
+                window,
+                Instant::now(),
+            ) {
+                Ok(slot) => _slot = Some(slot),
+                Err(Blocked::Outstanding) => {
+                    return Ok(PushEnd::FallBack(
+                        "Another sign-in is already waiting for your phone.".into(),
+                    ));
+                }
+                Err(Blocked::RateLimited) => {
+                    self.ctx
+                        .log
+                        .warning(&format!("push rate limit reached user={}", self.begin.user));
+                    return Ok(PushEnd::FallBack(
+                        "Too many approval requests recently.".into(),
+                    ));
+                }
+            }
+        }
+        let mode = mode_for(&cfg.modes, &self.begin.service, self.begin.rhost.is_some());
+        for round in 0..=cfg.resend {
+            if round > 0 && !decoy {
+                let window = Duration::from_secs(u64::from(cfg.rate_limit_window_secs));
+                if !self.ctx.push.count_resend(
+                    &self.begin.user,
+                    cfg.rate_limit_count as usize,
+                    window,
+                    Instant::now(),
+                ) {
+                    break;
+                }
+            }
+            let mut issued = match self.issue(cfg.ttl_secs) {
+                Ok(i) => i,
+                Err(e) => {
+                    self.finish(Outcome::Error, &format!("cannot sign a challenge: {e}"))
+                        .await;
+                    return Ok(PushEnd::Decided);
+                }
+            };
+            let (tx, rx) = mpsc::channel(16);
+            let mut pollers = JoinSet::new();
+            if !decoy {
+                match self
+                    .post_everywhere(&issued, &devices, &tx, &mut pollers)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(why) => return self.unreachable(&why).await,
+                }
+            }
+            drop(tx);
+            let waited = self.show_and_wait(mode, &mut issued, &devices, rx).await?;
+            pollers.abort_all();
+            match waited {
+                Waited::Accepted(Decision::Approve, device) => {
+                    self.finish(Outcome::Success, &format!("method=push device={device}"))
+                        .await;
+                    return Ok(PushEnd::Decided);
+                }
+                Waited::Accepted(Decision::Deny, device) => {
+                    self.say_error(MSG_DENIED).await?;
+                    self.finish(Outcome::Denied, &format!("denied on device={device}"))
+                        .await;
+                    return Ok(PushEnd::Decided);
+                }
+                Waited::Accepted(Decision::Fraud, device) => return self.fraud(&device).await,
+                Waited::WrongNumber(device) => {
+                    self.say_error(MSG_WRONG_NUMBER).await?;
+                    self.finish(Outcome::Denied, &format!("wrong number on device={device}"))
+                        .await;
+                    return Ok(PushEnd::Decided);
+                }
+                Waited::Typed(code) => return Ok(PushEnd::CodeTyped(code)),
+                Waited::TimedOut => {}
+            }
+        }
+        Ok(PushEnd::FallBack(MSG_NO_ANSWER.into()))
+    }
+
+    /// A fresh challenge for this login, signed by the host key.
+    fn issue(&self, ttl: u32) -> Result<Issued, String> {
+        let mut id = [0u8; 32];
+        crate::codes::random_bytes(&mut id).map_err(|e| e.to_string())?;
+        let now = self.ctx.clock.now_unix();
+        let b = &self.begin;
+        Ok(Issued {
+            challenge: Challenge {
+                id,
+                host_id: self.ctx.host_key.id,
+                host_name: field(Some(&crate::enroll::host_name(self.ctx))),
+                context: Context {
+                    user: field(Some(&b.user)),
+                    service: field(Some(&b.service)),
+                    rhost: field(b.rhost.as_deref()),
+                    tty: field(b.tty.as_deref()),
+                },
+                issued_at: now,
+                expires_at: now + u64::from(ttl),
+            },
+            number: random_number(),
+            deadline: Instant::now() + Duration::from_secs(u64::from(ttl)),
+            consumed: false,
+        })
+    }
+
+    /// Posts the challenge to every device's channel and starts a long-poll
+    /// for each answer. Fails only if no device could be reached.
+    async fn post_everywhere(
+        &self,
+        issued: &Issued,
+        devices: &[Device],
+        tx: &mpsc::Sender<ChallengeResponse>,
+        pollers: &mut JoinSet<()>,
+    ) -> Result<(), String> {
+        let Some(relay) = self.ctx.relay.clone() else {
+            return Err("no backend".into());
+        };
+        let encoded = issued.challenge.encode();
+        let signature = self.ctx.host_key.sign(&encoded)?;
+        let body = PostChallenge {
+            id: B64.encode(issued.challenge.id),
+            expires_in: issued.challenge.expires_at - issued.challenge.issued_at,
+            challenge: B64.encode(&encoded),
+            signature: B64.encode(&signature),
+        };
+        let mut posts = JoinSet::new();
+        for d in devices {
+            let (relay, body, d) = (relay.clone(), body.clone(), d.clone());
+            posts.spawn(async move {
+                (
+                    relay
+                        .post_challenge(&d.channel_id, &d.channel_token, &body)
+                        .await,
+                    d,
+                )
+            });
+        }
+        let mut reached = 0;
+        let mut last_error = String::new();
+        while let Some(joined) = posts.join_next().await {
+            let Ok((result, d)) = joined else { continue };
+            match result {
+                Ok(()) => {
+                    reached += 1;
+                    let (relay, tx, id, deadline) =
+                        (relay.clone(), tx.clone(), body.id.clone(), issued.deadline);
+                    pollers.spawn(async move {
+                        // Long-poll until an answer or the deadline; one answer per channel.
+                        loop {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                return;
+                            }
+                            let wait = left
+                                .min(Duration::from_secs(30))
+                                .max(Duration::from_secs(1));
+                            match relay
+                                .wait_response(&d.channel_id, &d.channel_token, &id, wait)
+                                .await
+                            {
+                                Ok(Some(r)) => {
+                                    let _ = tx.send(r).await;
+                                    return;
+                                }
+                                Ok(None) => continue,
+                                Err(_) => {
+                                    // Relay hiccup: back off briefly rather than spin.
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                }
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    self.ctx
+                        .log
+                        .warning(&format!("push to device={} failed: {e}", d.name));
+                    last_error = e.to_string();
+                }
+            }
+        }
+        if reached == 0 {
+            Err(last_error)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Shows the number (before any waiting) and waits for a decision.
+    async fn show_and_wait(
+        &mut self,
+        mode: PushMode,
+        issued: &mut Issued,
+        devices: &[Device],
+        mut rx: mpsc::Receiver<ChallengeResponse>,
+    ) -> Result<Waited, End> {
+        let ttl = issued
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs() as u32;
+        let number = issued.number;
+        match mode {
+            PushMode::Prompt => {
+                let text = format!(
+                    "Approve on your phone with number {number:02}, then press Enter (or type a recovery code): "
+                );
+                let answer = self.ask_then_wait(&text, false, ttl).await?;
+                if !answer.trim().is_empty() {
+                    return Ok(Waited::Typed(answer));
+                }
+            }
+            PushMode::Wait => {
+                let text =
+                    format!("Approve on your phone with number {number:02} (expires in {ttl} s).");
+                self.say_info(&text, ttl).await?;
+            }
+        }
+        loop {
+            let left = issued.deadline.saturating_duration_since(Instant::now());
+            let msg = match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Some(m)) => m,
+                // Deadline, or every poller gave up (decoys have none: wait it out).
+                Ok(None) => {
+                    tokio::time::sleep(issued.deadline.saturating_duration_since(Instant::now()))
+                        .await;
+                    return Ok(Waited::TimedOut);
+                }
+                Err(_) => return Ok(Waited::TimedOut),
+            };
+            let (Ok(response), Ok(signature)) =
+                (B64.decode(&msg.response), B64.decode(&msg.signature))
+            else {
+                self.ctx.log.warning("push answer rejected: not base64");
+                continue;
+            };
+            match check_answer(issued, devices, &response, &signature, Instant::now()) {
+                Ok(a) => return Ok(Waited::Accepted(a.decision, a.device)),
+                Err(crate::push::Rejected::WrongNumber) => {
+                    return Ok(Waited::WrongNumber("?".into()));
+                }
+                Err(why) => {
+                    self.ctx.log.error(&format!(
+                        "push answer REJECTED user={} service={}: {} (a relay or device sent a bad answer; still waiting)",
+                        self.begin.user,
+                        self.begin.service,
+                        why.as_str()
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn unreachable(&mut self, why: &str) -> Result<PushEnd, End> {
+        if self.ctx.cfg.policy.failmode == FailMode::Safe {
+            self.ctx.log.error(&format!(
+                "FAILMODE SAFE: push backend unreachable ({why}); letting user={} service={} in WITHOUT a second factor",
+                self.begin.user, self.begin.service
+            ));
+            self.finish(Outcome::Success, "failmode=safe, backend unreachable")
+                .await;
+            return Ok(PushEnd::Decided);
+        }
+        self.ctx.log.warning(&format!(
+            "push backend unreachable ({why}); asking for a recovery code"
+        ));
+        Ok(PushEnd::FallBack(MSG_UNREACHABLE.into()))
+    }
+
+    async fn fraud(&mut self, device: &str) -> Result<PushEnd, End> {
+        let mute = u64::from(self.ctx.cfg.push.fraud_mute_secs);
+        let until = self.ctx.clock.now_unix() + mute;
+        self.ctx.log.error(&format!(
+            "FRAUD REPORTED user={} service={} rhost={} device={device}: someone else tried to sign in; pushes muted for {mute} s",
+            self.begin.user,
+            self.begin.service,
+            self.begin.rhost.as_deref().unwrap_or("-"),
+        ));
+        if let Some(user) = self.user.clone() {
+            if let Err(e) = crate::admin::with_state(self.ctx, &user, move |s| {
+                s.push_muted_until = Some(until);
+                Ok(())
+            })
+            .await
+            {
+                self.ctx
+                    .log
+                    .error(&format!("could not persist the push mute: {e}"));
+            }
+        }
+        self.say_error(&format!(
+            "Reported as not you. Approval requests are paused for {} minutes; tell your administrator.",
+            mute.div_ceil(60)
+        ))
+        .await?;
+        self.finish(
+            Outcome::Denied,
+            &format!("fraud reported on device={device}"),
+        )
+        .await;
+        Ok(PushEnd::Decided)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn modes_default_by_remote_host() {
+        let mut m = BTreeMap::new();
+        assert_eq!(mode_for(&m, "sshd", true), PushMode::Prompt);
+        assert_eq!(mode_for(&m, "sudo", false), PushMode::Wait);
+        m.insert("sudo".into(), PushMode::Prompt);
+        assert_eq!(mode_for(&m, "sudo", false), PushMode::Prompt);
+    }
+
+    #[test]
+    fn numbers_are_two_digits_and_fields_are_clean() {
+        for _ in 0..1000 {
+            assert!(random_number() < 100);
+        }
+        assert_eq!(field(Some("a\x1b[2Jb")), "a?[2Jb");
+        assert_eq!(field(Some(&"é".repeat(200))).len(), 254);
+        assert_eq!(field(None), "");
+    }
+}

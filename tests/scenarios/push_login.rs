@@ -1,0 +1,293 @@
+//! Push logins through the real module, helper, relay and authenticator.
+
+use pushmfa_protocol::signed::Decision;
+use pushmfa_tests::push::{Phone, Relay, number_in, relay_config};
+use pushmfa_tests::{Answer, TestEnv, rc};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const SVC: &str = "pushmfa-test";
+
+/// A helper with the relay as backend, `alice` enrolled with one phone.
+fn setup(extra: &str) -> (Relay, TestEnv, Phone, Vec<String>) {
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(&relay.url, extra));
+    e.start_helper();
+    e.service(SVC, "");
+    let phone = Phone::new(&e, "phone");
+    let out = phone.enroll(&e, "alice");
+    let codes: Vec<String> = out
+        .lines()
+        .filter(|l| l.len() == 19 && l.matches('-').count() == 3)
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        codes.len(),
+        10,
+        "first enrollment shows recovery codes:\n{out}"
+    );
+    (relay, e, phone, codes)
+}
+
+/// A prompt answer that makes the phone decide, then presses Enter.
+fn phone_then_enter(phone: &Phone, decision: Decision, offset: u8) -> Answer {
+    let dir = phone.store_path().to_owned();
+    Answer::Reply(Box::new(move |prompt: &str| {
+        let phone = Phone { dir };
+        let n = (number_in(prompt) + offset) % 100;
+        phone.decide(decision, (decision == Decision::Approve).then_some(n));
+        String::new()
+    }))
+}
+
+#[test]
+fn approve_in_prompt_mode_shows_the_number_first() {
+    let (_relay, e, phone, _) = setup("");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(phone_then_enter(&phone, Decision::Approve, 0))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].starts_with("prompt:Approve on your phone with number "),
+        "{seen:?}"
+    );
+    assert!(seen[0].contains("or type a recovery code"), "{seen:?}");
+    let log = e.wait_for_log("outcome=success");
+    assert!(log.contains("method=push device=phone-phone"), "{log}");
+}
+
+#[test]
+fn approve_in_wait_mode() {
+    let (_relay, e, phone, _) = setup("");
+    let dir = phone.store_path().to_owned();
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .tty("pts/2")
+        .on_info(move |text| Phone { dir: dir.clone() }.approve(number_in(text)))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert!(
+        seen[0].starts_with("info:Approve on your phone with number ")
+            && seen[0].contains("expires in"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn deny_and_wrong_number_fail() {
+    let (_relay, e, phone, _) = setup("");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("198.51.100.2")
+        .answer(phone_then_enter(&phone, Decision::Deny, 0))
+        .run();
+    assert_eq!(code, rc::AUTH_ERR);
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("error:Denied on your phone.")
+    );
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("198.51.100.2")
+        .answer(phone_then_enter(&phone, Decision::Approve, 1))
+        .run();
+    assert_eq!(code, rc::AUTH_ERR);
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("error:The number entered on the phone did not match.")
+    );
+}
+
+#[test]
+fn fraud_fails_and_mutes_further_pushes_but_codes_still_work() {
+    let (_relay, e, phone, codes) = setup("");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("198.51.100.9")
+        .answer(phone_then_enter(&phone, Decision::Fraud, 0))
+        .run();
+    assert_eq!(code, rc::AUTH_ERR);
+    assert!(
+        seen.last()
+            .is_some_and(|l| l.contains("Reported as not you")),
+        "{seen:?}"
+    );
+    e.wait_for_log("FRAUD REPORTED user=alice");
+    // Next login: no push, straight to the recovery code, which works.
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("198.51.100.9")
+        .answer(codes[0].as_str())
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert!(
+        seen[0].contains("paused after a \"not me\" report"),
+        "{seen:?}"
+    );
+    assert_eq!(seen[1], "prompt:Recovery code: ");
+}
+
+#[test]
+fn no_answer_falls_back_to_a_recovery_code() {
+    let (_relay, e, _phone, codes) = setup("[push]\nttl_secs = 5\n");
+    let start = std::time::Instant::now();
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(|_| {})
+        .answer(codes[0].as_str())
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert!(start.elapsed() >= std::time::Duration::from_secs(5));
+    assert!(
+        seen[0].starts_with("info:Approve on your phone"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        &seen[1..],
+        ["error:No answer from your phone.", "prompt:Recovery code: "]
+    );
+}
+
+#[test]
+fn a_recovery_code_typed_at_the_push_prompt_works() {
+    let (_relay, e, _phone, codes) = setup("");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(codes[3].as_str())
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert_eq!(seen.len(), 1);
+}
+
+#[test]
+fn relay_down_secure_asks_for_a_code_safe_lets_in_loudly() {
+    let (mut relay, e, _phone, codes) = setup("");
+    relay.stop();
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(codes[0].as_str())
+        .run();
+    assert_eq!(code, rc::SUCCESS);
+    assert_eq!(
+        seen,
+        [
+            "error:Your phone cannot be reached right now.",
+            "prompt:Recovery code: "
+        ]
+    );
+
+    let (mut relay, e, _phone, _) = setup("[policy]\nfailmode = \"safe\"\n");
+    relay.stop();
+    let (code, seen) = e.pam(SVC, "alice").rhost("203.0.113.7").run();
+    assert_eq!(code, rc::SUCCESS);
+    assert!(seen.is_empty(), "{seen:?}");
+    e.wait_for_log("FAILMODE SAFE: push backend unreachable");
+}
+
+#[test]
+fn push_rate_limit_holds_while_codes_work() {
+    let (_relay, e, _phone, codes) = setup("[push]\nrate_limit_count = 2\n");
+    // Two logins send pushes (the user types a code instead each time).
+    for c in &codes[..2] {
+        let (code, seen) = e
+            .pam(SVC, "alice")
+            .rhost("203.0.113.7")
+            .answer(c.as_str())
+            .run();
+        assert_eq!(code, rc::SUCCESS);
+        assert!(seen[0].contains("Approve on your phone"), "{seen:?}");
+    }
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(codes[2].as_str())
+        .run();
+    assert_eq!(code, rc::SUCCESS);
+    assert_eq!(
+        seen,
+        [
+            "error:Too many approval requests recently.",
+            "prompt:Recovery code: "
+        ]
+    );
+}
+
+#[test]
+fn users_without_a_phone_see_the_same_push_prompt() {
+    let (_relay, e, _phone, _) = setup("");
+    e.generate("codes-only");
+    let mut shapes = Vec::new();
+    for user in ["alice", "codes-only", "unenrolled", "no-such-user-4711"] {
+        let (code, seen) = e
+            .pam(SVC, user)
+            .rhost("203.0.113.7")
+            .answer("0000-0000-0000-0000")
+            .answer(Answer::Fail)
+            .run();
+        assert_eq!(code, rc::CONV_ERR, "{user}");
+        // Same prompts in the same order; only the number differs.
+        shapes.push(
+            seen.iter()
+                .map(|l| l.replace(|c: char| c.is_ascii_digit(), "#"))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(shapes.windows(2).all(|w| w[0] == w[1]), "{shapes:#?}");
+}
+
+#[test]
+fn fifty_concurrent_push_logins_without_cross_talk() {
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(
+        &relay.url,
+        "[push]\nrate_limit_count = 100\n",
+    ));
+    e.start_helper();
+    e.service(SVC, "");
+    let users: Vec<(String, Phone)> = (0..50)
+        .map(|i| {
+            let user = format!("user{i}");
+            let phone = Phone::new(&e, &user);
+            phone.enroll(&e, &user);
+            (user, phone)
+        })
+        .collect();
+    let results: Vec<i32> = std::thread::scope(|s| {
+        let handles: Vec<_> = users
+            .iter()
+            .map(|(user, phone)| {
+                let e = &e;
+                let dir = phone.store_path().to_owned();
+                s.spawn(move || {
+                    let seen_number = Rc::new(RefCell::new(None));
+                    e.pam(SVC, user)
+                        .rhost("203.0.113.7")
+                        .answer(Answer::Reply(Box::new(move |prompt: &str| {
+                            *seen_number.borrow_mut() = Some(number_in(prompt));
+                            Phone { dir }.approve(number_in(prompt));
+                            String::new()
+                        })))
+                        .run()
+                        .0
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(-1))
+            .collect()
+    });
+    assert!(results.iter().all(|&r| r == rc::SUCCESS), "{results:?}");
+    for (user, _) in &users {
+        let log = e.helper_log();
+        assert!(
+            log.contains(&format!("login user={user} service={SVC}")),
+            "{user}"
+        );
+    }
+}

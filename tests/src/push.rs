@@ -1,0 +1,154 @@
+//! Push scenarios: a relay process, devices enrolled through the real CLI,
+//! and a "phone" (the authenticator library) that answers on cue.
+
+use crate::{TestEnv, bin};
+use pushmfa_authenticator::{Store, answer, enroll, pending};
+use pushmfa_protocol::signed::Decision;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `pushmfa-relay` process on 127.0.0.1 (killed on drop).
+pub struct Relay {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Relay {
+    pub fn start() -> Relay {
+        let mut child = Command::new(bin("pushmfa-relay"))
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn pushmfa-relay: {e}"));
+        let line = child
+            .stderr
+            .take()
+            .and_then(|e| BufReader::new(e).lines().next())
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let url = line
+            .strip_prefix("pushmfa-relay: listening on ")
+            .unwrap_or_else(|| panic!("relay did not start: {line}"))
+            .to_owned();
+        Relay { child, url }
+    }
+
+    /// Stops it (SIGKILL), as when the relay is down.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Configuration for a helper using `relay`, plus `extra`.
+pub fn relay_config(url: &str, extra: &str) -> String {
+    format!("[backend]\nkind = \"relay\"\nurl = \"{url}\"\n{extra}")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+/// A software authenticator's store for one test.
+pub struct Phone {
+    pub dir: PathBuf,
+}
+
+impl Phone {
+    pub fn new(env: &TestEnv, name: &str) -> Phone {
+        Phone {
+            dir: env.dir.path().join(format!("phone-{name}")),
+        }
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.dir).unwrap_or_else(|e| panic!("store: {e}"))
+    }
+
+    /// Enrolls through `pushmfa enroll --user USER` (the real CLI and helper);
+    /// returns the CLI's stdout (QR, URI, codes).
+    pub fn enroll(&self, env: &TestEnv, user: &str) -> String {
+        let mut cli = Command::new(bin("pushmfa"))
+            .arg("--socket")
+            .arg(&env.socket)
+            .args(["enroll", "--user", user])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn pushmfa enroll: {e}"));
+        let mut out = String::new();
+        let mut lines =
+            BufReader::new(cli.stdout.take().unwrap_or_else(|| panic!("no stdout"))).lines();
+        let uri = loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    out.push_str(&l);
+                    out.push('\n');
+                    if l.starts_with("pushmfa://") {
+                        break l;
+                    }
+                }
+                _ => panic!("pushmfa enroll printed no URI:\n{out}"),
+            }
+        };
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        rt().block_on(enroll(&self.store(), &uri, &name))
+            .unwrap_or_else(|e| panic!("authenticator enroll: {e}"));
+        for l in lines.map_while(Result::ok) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        let status = cli.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success(), "pushmfa enroll failed:\n{out}");
+        out
+    }
+
+    /// Answers the one pending request (waiting up to 5 s for it).
+    pub fn decide(&self, decision: Decision, number: Option<u8>) {
+        let store = self.store();
+        rt().block_on(async {
+            let (reqs, bad) = pending(&store, Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|e| panic!("pending: {e}"));
+            assert!(bad.is_empty(), "{bad:?}");
+            let req = reqs.first().unwrap_or_else(|| panic!("no pending request"));
+            answer(req, decision, number)
+                .await
+                .unwrap_or_else(|e| panic!("answer: {e}"));
+        });
+    }
+
+    pub fn approve(&self, number: u8) {
+        self.decide(Decision::Approve, Some(number));
+    }
+
+    pub fn store_path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The number in "... number 47 ..." (what the user reads off the prompt).
+pub fn number_in(text: &str) -> u8 {
+    text.split("number ")
+        .nth(1)
+        .and_then(|r| r.get(..2))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {text:?}"))
+}
