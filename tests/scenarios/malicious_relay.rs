@@ -1,0 +1,390 @@
+//! The relay is untrusted: here the test acts as a malicious relay (it has
+//! every token a relay has) and nothing it does can approve a login.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::relay_api::*;
+use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
+use pushmfa_tests::push::{Phone, Relay, number_in, relay_config};
+use pushmfa_tests::{Answer, TestEnv, rc};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+const SVC: &str = "pushmfa-test";
+
+/// What a relay knows about a user's device: its channel id (from the
+/// helper's state) and the device token (from the phone's store).
+struct Tokens {
+    channel: String,
+    device_token: String,
+}
+
+fn tokens(e: &TestEnv, phone: &Phone, user: &str) -> Tokens {
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(e.state.join(format!("users/{user}.json"))).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let accounts: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(phone.store_path().join("accounts.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    Tokens {
+        channel: state["devices"][0]["channel_id"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        device_token: accounts[0]["device_token"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn key() -> EcdsaKeyPair {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .unwrap_or_else(|_| panic!("keygen"));
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .unwrap_or_else(|_| panic!("key"))
+}
+
+/// As the relay: the pending challenge on alice's channel.
+fn pending_challenge(url: &str, t: &Tokens) -> (String, Challenge) {
+    rt().block_on(async {
+        let list: PendingList = reqwest::Client::new()
+            .get(format!("{url}/v1/channels/{}/challenges?wait=5", t.channel))
+            .bearer_auth(&t.device_token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = list
+            .challenges
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no challenge"));
+        let c = Challenge::decode(&B64.decode(&p.challenge).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        (p.id, c)
+    })
+}
+
+/// As the relay: deliver `approval` signed by `signer` as the answer.
+fn inject(url: &str, t: &Tokens, id: &str, response: &[u8], signature: &[u8]) {
+    rt().block_on(async {
+        let st = reqwest::Client::new()
+            .post(format!(
+                "{url}/v1/channels/{}/challenges/{id}/response",
+                t.channel
+            ))
+            .bearer_auth(&t.device_token)
+            .json(&ChallengeResponse {
+                response: B64.encode(response),
+                signature: B64.encode(signature),
+            })
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .status();
+        assert_eq!(st, 204);
+    });
+}
+
+fn setup() -> (Relay, TestEnv, Phone, Vec<String>) {
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(&relay.url, "[push]\nttl_secs = 5\n"));
+    e.start_helper();
+    e.service(SVC, "");
+    let phone = Phone::new(&e, "phone");
+    let out = phone.enroll(&e, "alice");
+    let codes = out
+        .lines()
+        .filter(|l| l.len() == 19 && l.matches('-').count() == 3)
+        .map(String::from)
+        .collect();
+    (relay, e, phone, codes)
+}
+
+/// Runs a wait-mode login in which `attack` plays the relay once the number
+/// is shown; the login must not succeed by push and falls back to the code.
+fn attacked_login(
+    e: &TestEnv,
+    codes: &[String],
+    attack: impl FnMut(&str) + 'static,
+) -> Vec<String> {
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(attack)
+        .answer(codes[0].as_str())
+        .run();
+    assert_eq!(code, rc::SUCCESS, "the recovery code still works: {seen:?}");
+    assert_eq!(
+        &seen[1..],
+        ["error:No answer from your phone.", "prompt:Recovery code: "],
+        "push must not decide"
+    );
+    seen
+}
+
+#[test]
+fn forged_signature_and_unenrolled_key_are_rejected() {
+    let (relay, e, phone, codes) = setup();
+    let t = tokens(&e, &phone, "alice");
+    let url = relay.url.clone();
+    attacked_login(&e, &codes, move |text| {
+        let (id, c) = pending_challenge(&url, &t);
+        // An approval signed with the relay's own key.
+        let mallory = key();
+        let a = Approval::answer(
+            &c,
+            Decision::Approve,
+            Some(number_in(text)),
+            signed::device_id(mallory.public_key().as_ref()),
+        );
+        let bytes = a.encode();
+        let sig = mallory
+            .sign(&SystemRandom::new(), &bytes)
+            .unwrap_or_else(|_| panic!("sign"));
+        inject(&url, &t, &id, &bytes, sig.as_ref());
+    });
+    e.wait_for_log("push answer REJECTED user=alice service=pushmfa-test: answer from a device that is not enrolled");
+}
+
+#[test]
+fn tampered_fields_and_replayed_approvals_are_rejected() {
+    let (relay, e, phone, codes) = setup();
+    let t = tokens(&e, &phone, "alice");
+    // A genuine approval from an earlier login, kept by the relay.
+    let url = relay.url.clone();
+    let phone_dir = phone.store_path().to_owned();
+    let (code, _) = e
+        .pam(SVC, "alice")
+        .on_info(move |text| {
+            Phone {
+                dir: phone_dir.clone(),
+            }
+            .approve(number_in(text))
+        })
+        .run();
+    assert_eq!(code, rc::SUCCESS);
+    let accounts: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(phone.store_path().join("accounts.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let device_pkcs8 = B64
+        .decode(accounts[0]["pkcs8"].as_str().unwrap_or_default())
+        .unwrap_or_default();
+    let old: std::rc::Rc<std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>>> = Default::default();
+    // Capture what the phone signs in the next login, without delivering it.
+    {
+        let (url, t, old) = (url.clone(), tokens(&e, &phone, "alice"), old.clone());
+        let device = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &device_pkcs8,
+            &SystemRandom::new(),
+        )
+        .unwrap_or_else(|_| panic!("key"));
+        attacked_login(&e, &codes, move |text| {
+            let (id, c) = pending_challenge(&url, &t);
+            // Real device key, but the relay changed the user it shows.
+            let mut a = Approval::answer(
+                &c,
+                Decision::Approve,
+                Some(number_in(text)),
+                signed::device_id(device.public_key().as_ref()),
+            );
+            let good = a.encode();
+            let good_sig = device
+                .sign(&SystemRandom::new(), &good)
+                .unwrap_or_else(|_| panic!("sign"))
+                .as_ref()
+                .to_vec();
+            *old.borrow_mut() = Some((good, good_sig));
+            a.context.user = "root".into();
+            let bytes = a.encode();
+            let sig = device
+                .sign(&SystemRandom::new(), &bytes)
+                .unwrap_or_else(|_| panic!("sign"));
+            inject(&url, &t, &id, &bytes, sig.as_ref());
+        });
+    }
+    e.wait_for_log("answer does not match what was issued");
+    // Replay: the genuine approval of that (now expired) login, delivered to a new one.
+    let replay = old
+        .borrow()
+        .clone()
+        .unwrap_or_else(|| panic!("nothing captured"));
+    let (url2, t2) = (url.clone(), tokens(&e, &phone, "alice"));
+    attacked_login(&e, &codes[1..], move |_| {
+        let (id, _) = pending_challenge(&url2, &t2);
+        inject(&url2, &t2, &id, &replay.0, &replay.1);
+    });
+    e.wait_for_log("answer to another challenge");
+    drop(t);
+}
+
+#[test]
+fn an_answer_from_another_users_device_is_rejected() {
+    let (relay, e, phone, codes) = setup();
+    let bob = Phone::new(&e, "bob");
+    bob.enroll(&e, "bob");
+    let t = tokens(&e, &phone, "alice");
+    let url = relay.url.clone();
+    let bob_dir = bob.store_path().to_owned();
+    attacked_login(&e, &codes, move |text| {
+        // The relay swaps: bob's phone gets alice's challenge and approves it.
+        let (id, c) = pending_challenge(&url, &t);
+        let accounts: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(bob_dir.join("accounts.json")).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        let pk = B64
+            .decode(accounts[0]["pkcs8"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+        let bob_key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pk, &SystemRandom::new())
+                .unwrap_or_else(|_| panic!("key"));
+        let a = Approval::answer(
+            &c,
+            Decision::Approve,
+            Some(number_in(text)),
+            signed::device_id(bob_key.public_key().as_ref()),
+        );
+        let bytes = a.encode();
+        let sig = bob_key
+            .sign(&SystemRandom::new(), &bytes)
+            .unwrap_or_else(|_| panic!("sign"));
+        inject(&url, &t, &id, &bytes, sig.as_ref());
+    });
+    e.wait_for_log("answer from a device that is not enrolled for this user");
+}
+
+#[test]
+fn a_key_injected_at_enrollment_is_refused() {
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(&relay.url, ""));
+    e.start_helper();
+    let mut cli = std::process::Command::new(pushmfa_tests::bin("pushmfa"))
+        .arg("--socket")
+        .arg(&e.socket)
+        .args(["enroll", "--user", "alice"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{err}"));
+    let mut stdout = cli.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("\npushmfa://") {
+        let n = stdout.read(&mut buf).unwrap_or(0);
+        assert!(n > 0, "no URI: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let uri = seen
+        .lines()
+        .find(|l| l.starts_with("pushmfa://"))
+        .unwrap_or_default()
+        .to_owned();
+    let enrollment_id = uri
+        .split("&id=")
+        .nth(1)
+        .and_then(|r| r.split('&').next())
+        .unwrap_or_default()
+        .to_owned();
+    // The relay knows the enrollment id but not the secret: it registers its own key with a made-up MAC.
+    let mallory = key();
+    rt().block_on(async {
+        let st = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/enrollments/{enrollment_id}/device",
+                relay.url
+            ))
+            .json(&DeviceRegistration {
+                public_key: B64.encode(mallory.public_key().as_ref()),
+                device_name: "evil".into(),
+                mac: B64.encode([0u8; 32]),
+            })
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+            .status();
+        assert_eq!(st, 201);
+    });
+    let out = cli.wait_with_output().unwrap_or_else(|err| panic!("{err}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad MAC") && stderr.contains("nothing was enrolled"),
+        "{stderr}"
+    );
+    e.wait_for_log("ENROLLMENT REJECTED user=alice");
+    assert!(!e.status("alice").enrolled);
+}
+
+/// A "relay" that answers every request with `response` (raw HTTP).
+fn fake_relay(response: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|err| panic!("{err}"));
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    listener.set_nonblocking(false).ok();
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(&response);
+        }
+    });
+    (url, handle)
+}
+
+#[test]
+fn garbage_and_oversized_relay_answers_fail_cleanly() {
+    let (_relay, mut e, _phone, codes) = setup();
+    let huge = "x".repeat(MAX_BODY_LEN * 4);
+    for (i, (name, body)) in [
+        ("garbage", "HTTP/1.1 201 Created\r\ncontent-length: 9\r\nconnection: close\r\n\r\n\u{0}garbage!".to_string()),
+        ("not http", "\u{0}\u{1}\u{2}\r\n\r\n".to_string()),
+        (
+            "oversized",
+            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{huge}", huge.len()),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (url, _h) = fake_relay(body.into_bytes());
+        e.kill_helper();
+        let cfg = std::fs::read_to_string(&e.config).unwrap_or_default();
+        let cfg: String = cfg
+            .lines()
+            .map(|l| if l.starts_with("url = ") { format!("url = \"{url}\"") } else { l.to_owned() })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&e.config, cfg).unwrap_or_else(|err| panic!("{err}"));
+        e.start_helper();
+        // Wait mode: the push step must end without a decision, then the code works.
+        let (code, seen) = e.pam(SVC, "alice").on_info(|_| {}).answer(Answer::Text(codes[i].clone())).run();
+        assert_eq!(code, rc::SUCCESS, "{name}: {seen:?}");
+        let fell_back = seen.iter().any(|s| s == "error:Your phone cannot be reached right now." || s == "error:No answer from your phone.");
+        assert!(fell_back, "{name}: {seen:?}");
+        assert_eq!(seen.last().map(String::as_str), Some("prompt:Recovery code: "), "{name}");
+    }
+}
