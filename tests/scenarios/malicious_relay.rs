@@ -14,6 +14,9 @@ use std::time::Duration;
 
 const SVC: &str = "pushmfa-test";
 
+/// A signed approval (message, signature) kept for a replay.
+type Captured = std::rc::Rc<std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>>>;
+
 /// What a relay knows about a user's device: its channel id (from the
 /// helper's state) and the device token (from the phone's store).
 struct Tokens {
@@ -185,7 +188,7 @@ fn tampered_fields_and_replayed_approvals_are_rejected() {
     let device_pkcs8 = B64
         .decode(accounts[0]["pkcs8"].as_str().unwrap_or_default())
         .unwrap_or_default();
-    let old: std::rc::Rc<std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>>> = Default::default();
+    let old: Captured = Default::default();
     // Capture what the phone signs in the next login, without delivering it.
     {
         let (url, t, old) = (url.clone(), tokens(&e, &phone, "alice"), old.clone());
