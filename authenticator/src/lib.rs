@@ -131,7 +131,8 @@ impl Store {
     }
 }
 
-fn http() -> Result<reqwest::Client, AuthError> {
+/// An HTTP client for the relay calls below (reuse it to keep connections).
+pub fn http() -> Result<reqwest::Client, AuthError> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(90))
         .build()
@@ -246,7 +247,15 @@ pub async fn pending(
     store: &Store,
     wait: Duration,
 ) -> Result<(Vec<Request>, Vec<String>), AuthError> {
-    let client = http()?;
+    pending_with(&http()?, store, wait).await
+}
+
+/// [`pending`] over a given client (keeps connections across calls).
+pub async fn pending_with(
+    client: &reqwest::Client,
+    store: &Store,
+    wait: Duration,
+) -> Result<(Vec<Request>, Vec<String>), AuthError> {
     let mut tasks = tokio::task::JoinSet::new();
     for account in store.accounts()? {
         let client = client.clone();
@@ -319,6 +328,16 @@ pub async fn answer(
     decision: Decision,
     number: Option<u8>,
 ) -> Result<(), AuthError> {
+    answer_with(&http()?, req, decision, number).await
+}
+
+/// [`answer`] over a given client (keeps connections across calls).
+pub async fn answer_with(
+    client: &reqwest::Client,
+    req: &Request,
+    decision: Decision,
+    number: Option<u8>,
+) -> Result<(), AuthError> {
     if decision == Decision::Approve && number.is_none_or(|n| n > 99) {
         return Err(AuthError::Usage(
             "approving needs the number shown at the login prompt (0-99)".into(),
@@ -346,7 +365,7 @@ pub async fn answer(
         req.account.channel_id,
         req.id
     );
-    let resp = http()?
+    let resp = client
         .post(url)
         .bearer_auth(&req.account.device_token)
         .json(&body)

@@ -356,7 +356,7 @@ impl Login<'_> {
     async fn unreachable(&mut self, why: &str) -> Result<PushEnd, End> {
         if self.ctx.cfg.policy.failmode == FailMode::Safe {
             self.ctx.log.error(&format!(
-                "FAILMODE SAFE: push backend unreachable ({why}); letting user={} service={} in WITHOUT a second factor",
+                "FAILMODE SAFE: push could not be delivered ({why}); letting user={} service={} in WITHOUT a second factor",
                 self.begin.user, self.begin.service
             ));
             self.finish(Outcome::Success, "failmode=safe, backend unreachable")

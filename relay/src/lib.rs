@@ -465,7 +465,8 @@ async fn post_challenge(
     if ch.pending.contains_key(&req.id) {
         return Err(err(StatusCode::CONFLICT, "challenge id already used"));
     }
-    if ch.pending.len() >= max {
+    // Answered challenges wait only for the helper to collect them.
+    if ch.pending.values().filter(|p| !p.answered).count() >= max {
         return Err(err(
             StatusCode::TOO_MANY_REQUESTS,
             "too many pending challenges on this channel",
@@ -583,7 +584,13 @@ async fn wait_response(
         _ => None,
     };
     match got {
-        Some(r) => Ok(Json(r).into_response()),
+        Some(r) => {
+            // Delivered: the challenge is done.
+            if let Some(ch) = relay.lock()?.channels.get_mut(&channel) {
+                ch.pending.remove(&id);
+            }
+            Ok(Json(r).into_response())
+        }
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }

@@ -25,6 +25,12 @@ struct Args {
     /// channels are lost on restart and devices must enroll again.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Requests per second allowed per token (sustained).
+    #[arg(long, default_value_t = 20.0)]
+    rate_per_sec: f64,
+    /// Requests a token may burst above that rate.
+    #[arg(long, default_value_t = 100.0)]
+    burst: f64,
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,8 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         let relay = match Relay::open(RelayConfig {
             data_dir: args.data.clone(),
+            rate_per_sec: args.rate_per_sec,
+            burst: args.burst,
             ..RelayConfig::default()
         }) {
             Ok(r) => Arc::new(r),

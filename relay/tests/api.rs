@@ -299,7 +299,7 @@ async fn long_polls_wake_at_once_on_both_sides() {
     assert_eq!(body, Some(resp.clone()));
     assert!(took < Duration::from_secs(5), "{took:?}");
 
-    // Answered challenges are no longer listed; a second answer is refused.
+    // Answered and collected: no longer listed, and gone for good.
     let list: PendingList = r
         .http
         .get(format!("{}/v1/channels/{ch}/challenges", r.url))
@@ -323,7 +323,7 @@ async fn long_polls_wake_at_once_on_both_sides() {
         .await
         .unwrap()
         .status();
-    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(st, StatusCode::NOT_FOUND);
     // A poll with nothing to report ends at its deadline with an empty answer.
     let t = Instant::now();
     let st = r
@@ -631,4 +631,64 @@ async fn channels_survive_a_restart_and_corrupt_data_is_refused() {
     .unwrap();
     let err = try_start(Some(dir.path())).err().unwrap_or_default();
     assert!(err.contains("corrupt"), "{err}");
+}
+
+#[tokio::test]
+async fn answered_challenges_do_not_block_new_ones() {
+    let r = start(None);
+    let (result, device) = r.enroll_device().await;
+    let (ch, htok, dtok) = (
+        &result.channel_id,
+        &result.helper_token,
+        &device.device_token,
+    );
+    // Many more logins than the pending cap, one after another.
+    for i in 0..20u8 {
+        let id = b64(32, i);
+        assert_eq!(
+            r.post_challenge(ch, htok, &id, 60).await,
+            StatusCode::CREATED,
+            "login {i}"
+        );
+        let resp = ChallengeResponse {
+            response: b64(120, 5),
+            signature: b64(64, 6),
+        };
+        let st = r
+            .http
+            .post(format!(
+                "{}/v1/channels/{ch}/challenges/{id}/response",
+                r.url
+            ))
+            .bearer_auth(dtok)
+            .json(&resp)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let got = r
+            .http
+            .get(format!(
+                "{}/v1/channels/{ch}/challenges/{id}/response",
+                r.url
+            ))
+            .bearer_auth(htok)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), StatusCode::OK);
+        // Collected once; then it is gone.
+        let again = r
+            .http
+            .get(format!(
+                "{}/v1/channels/{ch}/challenges/{id}/response",
+                r.url
+            ))
+            .bearer_auth(htok)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    }
 }

@@ -186,7 +186,7 @@ fn relay_down_secure_asks_for_a_code_safe_lets_in_loudly() {
     let (code, seen) = e.pam(SVC, "alice").rhost("203.0.113.7").run();
     assert_eq!(code, rc::SUCCESS);
     assert!(seen.is_empty(), "{seen:?}");
-    e.wait_for_log("FAILMODE SAFE: push backend unreachable");
+    e.wait_for_log("FAILMODE SAFE: push could not be delivered");
 }
 
 #[test]

@@ -24,8 +24,14 @@ impl Drop for Relay {
 
 impl Relay {
     pub fn start() -> Relay {
+        Relay::start_with(&[])
+    }
+
+    /// Starts it with extra command-line arguments.
+    pub fn start_with(args: &[&str]) -> Relay {
         let mut child = Command::new(bin("pushmfa-relay"))
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -41,6 +47,10 @@ impl Relay {
             .unwrap_or_else(|| panic!("relay did not start: {line}"))
             .to_owned();
         Relay { child, url }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops it (SIGKILL), as when the relay is down.

@@ -1,14 +1,21 @@
 //! Benchmarks for docs/benchmarks.md. Build everything in release mode first:
 //!
 //! ```sh
-//! cargo build --release --workspace && target/release/pushmfa-bench [login|argon2|concurrent|all]
+//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N]|all]
 //! ```
 //!
 //! Uses the default Argon2id cost (m=19456 KiB, t=2, p=1), real libpam, the
 //! release module and a release helper process.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_authenticator as authn;
 use pushmfa_helper::codes::{HashParams, SALT_LEN, hash_code};
+use pushmfa_protocol::relay_api::*;
+use pushmfa_protocol::signed::Decision;
+use pushmfa_tests::push::{Phone, Relay, number_in, relay_config};
 use pushmfa_tests::{TestEnv, rc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn stats(name: &str, mut samples: Vec<Duration>) {
@@ -122,19 +129,215 @@ fn concurrent() {
     assert_eq!(ok, N);
 }
 
+/// Push logins approved at once by an in-process phone (own thread, own
+/// runtime, one kept-alive HTTP client), in wait mode.
+fn push() {
+    // Latency, not rate limiting, is measured here.
+    let relay = Relay::start_with(&["--rate-per-sec", "1000000", "--burst", "1000000"]);
+    let mut e = TestEnv::new(&relay_config(
+        &relay.url,
+        "[push]\nrate_limit_count = 1000\n",
+    ));
+    e.start_helper();
+    e.service("bench", "");
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, "alice");
+    let (tx, rx) = std::sync::mpsc::channel::<u8>();
+    let posted: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let posted_by_phone = posted.clone();
+    let store_dir = phone.store_path().to_owned();
+    let phone_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let client = authn::http().unwrap_or_else(|e| panic!("{e}"));
+        let store = authn::Store::open(&store_dir).unwrap_or_else(|e| panic!("{e}"));
+        while let Ok(number) = rx.recv() {
+            rt.block_on(async {
+                let (reqs, _) = authn::pending_with(&client, &store, Duration::from_secs(5))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let req = reqs.first().unwrap_or_else(|| panic!("no request"));
+                if let Ok(mut p) = posted_by_phone.lock() {
+                    *p = Some(Instant::now());
+                }
+                authn::answer_with(&client, req, Decision::Approve, Some(number))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            });
+        }
+    });
+    let (mut total, mut after_post) = (Vec::new(), Vec::new());
+    for i in 0..110 {
+        let tx = tx.clone();
+        let t = Instant::now();
+        let (code, seen) = e
+            .pam("bench", "alice")
+            .on_info(move |text| {
+                let _ = tx.send(number_in(text));
+            })
+            .run();
+        let done = Instant::now();
+        assert_eq!(code, rc::SUCCESS, "{seen:?}\n{}", e.helper_log());
+        if i >= 10 {
+            // The first logins warm up connections.
+            total.push(done - t);
+            if let Some(p) = posted.lock().ok().and_then(|p| *p) {
+                after_post.push(done - p);
+            }
+        }
+    }
+    drop(tx);
+    let _ = phone_thread.join();
+    stats(
+        "push login through libpam, phone approves at once (pam_start..pam_end)",
+        total,
+    );
+    stats(
+        "approval POSTed by the phone -> pam_authenticate returned",
+        after_post,
+    );
+}
+
+fn raise_fd_limit(want: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        // Root may raise the hard limit; otherwise use what we have.
+        if setrlimit(Resource::RLIMIT_NOFILE, want, want.max(hard)).is_err() {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// N logins pending at once on one relay: N devices long-polling their
+/// channels, then N helpers posting a challenge and long-polling for the
+/// answer, which each device sends as soon as it is woken.
+fn relay_load(n: usize) {
+    raise_fd_limit(100_000);
+    let relay = Relay::start_with(&["--rate-per-sec", "1000000", "--burst", "1000000"]);
+    let pid = relay.pid();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async move {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).build().unwrap_or_else(|e| panic!("{e}"));
+        let url = relay.url.clone();
+        let setup = Instant::now();
+        let gate = Arc::new(tokio::sync::Semaphore::new(256));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (client, url, gate) = (client.clone(), url.clone(), gate.clone());
+            tasks.spawn(async move {
+                let _p = gate.acquire().await;
+                let c: EnrollmentCreated = client.post(format!("{url}/v1/enrollments")).send().await.ok()?.json().await.ok()?;
+                let reg = DeviceRegistration { public_key: B64.encode([4u8; 65]), device_name: "load".into(), mac: B64.encode([1u8; 32]) };
+                let d: DeviceChannel = client.post(format!("{url}/v1/enrollments/{}/device", c.enrollment_id)).json(&reg).send().await.ok()?.json().await.ok()?;
+                let r: EnrollmentResult = client.get(format!("{url}/v1/enrollments/{}", c.enrollment_id)).bearer_auth(&c.helper_token).send().await.ok()?.json().await.ok()?;
+                Some((d.channel_id, r.helper_token, d.device_token))
+            });
+        }
+        let mut channels = Vec::new();
+        while let Some(j) = tasks.join_next().await {
+            if let Ok(Some(c)) = j {
+                channels.push(c);
+            }
+        }
+        assert_eq!(channels.len(), n, "channel setup failed");
+        println!("relay load: {n} channels set up in {:.1} s", setup.elapsed().as_secs_f64());
+        // Devices: long-poll, answer what arrives.
+        let mut devices = tokio::task::JoinSet::new();
+        for (ch, _, dtok) in channels.clone() {
+            let (client, url, gate) = (client.clone(), url.clone(), gate.clone());
+            devices.spawn(async move {
+                let list: PendingList = {
+                    let permit = gate.acquire().await;
+                    let send = client.get(format!("{url}/v1/channels/{ch}/challenges?wait=60")).bearer_auth(&dtok).send();
+                    drop(permit);
+                    send.await.ok()?.json().await.ok()?
+                };
+                let p = list.challenges.into_iter().next()?;
+                let body = ChallengeResponse { response: B64.encode([5u8; 150]), signature: B64.encode([6u8; 64]) };
+                let st = client.post(format!("{url}/v1/channels/{ch}/challenges/{}/response", p.id)).bearer_auth(&dtok).json(&body).send().await.ok()?.status();
+                (st == 204).then_some(())
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let polling_rss = rss_kib(pid, "VmRSS:");
+        // Helpers: post a challenge, wait for the answer.
+        let start = Instant::now();
+        let mut helpers = tokio::task::JoinSet::new();
+        for (i, (ch, htok, _)) in channels.into_iter().enumerate() {
+            let (client, url, gate) = (client.clone(), url.clone(), gate.clone());
+            helpers.spawn(async move {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                let id = B64.encode(id);
+                {
+                    let _p = gate.acquire().await;
+                    let body = PostChallenge { id: id.clone(), expires_in: 120, challenge: B64.encode([7u8; 160]), signature: B64.encode([8u8; 64]) };
+                    let st = client.post(format!("{url}/v1/channels/{ch}/challenges")).bearer_auth(&htok).json(&body).send().await.ok()?.status();
+                    if st != 201 {
+                        return None;
+                    }
+                }
+                let resp = client.get(format!("{url}/v1/channels/{ch}/challenges/{id}/response?wait=60")).bearer_auth(&htok).send().await.ok()?;
+                (resp.status() == 200).then(Instant::now)
+            });
+        }
+        let mut approved = 0;
+        let mut last = start;
+        while let Some(j) = helpers.join_next().await {
+            if let Ok(Some(t)) = j {
+                approved += 1;
+                last = last.max(t);
+            }
+        }
+        while devices.join_next().await.is_some() {}
+        let secs = (last - start).as_secs_f64();
+        println!(
+            "relay load: {approved}/{n} approvals delivered in {secs:.2} s = {:.0} approvals/s; relay RSS {} KiB with {n} devices long-polling, peak {} KiB",
+            approved as f64 / secs,
+            polling_rss,
+            rss_kib(pid, "VmHWM:"),
+        );
+        drop(relay);
+    });
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let n: usize = std::env::args()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     match what.as_str() {
         "argon2" => argon2(),
         "login" => login(),
         "concurrent" => concurrent(),
+        "push" => push(),
+        "relay" => relay_load(n),
         "all" => {
             argon2();
             login();
             concurrent();
+            push();
+            relay_load(n);
         }
         other => {
-            eprintln!("usage: pushmfa-bench [login|argon2|concurrent|all] (got {other})");
+            eprintln!(
+                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N]|all] (got {other})"
+            );
             std::process::exit(2);
         }
     }
