@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole recovery-code flow on loopback, with a transcript:
-#   a helper on a temporary socket and state directory, recovery codes for
-#   the current user, a real PAM login (pamtester under pam_wrapper, loading
-#   the built pam_pushmfa.so) that succeeds with a code, then fails when the
-#   same code is used again. Nothing outside a temporary directory is touched.
+# The whole flow on loopback, with a transcript: a relay and a helper on
+# temporary ports and sockets, a software authenticator enrolled through
+# `pushmfa enroll` (QR code + URI), then real PAM logins (pamtester under
+# pam_wrapper, loading the built pam_pushmfa.so): one approved on the
+# "phone", one denied, one with a recovery code. Nothing outside a
+# temporary directory is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -12,57 +13,102 @@ bin=$PWD/target/release
 
 work=$(mktemp -d /tmp/pushmfa-demo.XXXXXX)
 chmod 755 "$work"
-helper_pid=
+pids=()
 cleanup() {
-  [ -n "$helper_pid" ] && kill "$helper_pid" 2>/dev/null && wait "$helper_pid" 2>/dev/null
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*" >&2; "$@"; }
+# Waits until FILE contains TEXT (a prompt has no newline, so read byte by
+# byte; tail -f wakes the reader on each write, there is no sleep loop).
+wait_for() {
+  local file=$1 text=$2 pid=$3 buf="" c
+  while IFS= read -r -N 1 -t 20 c; do
+    buf+=$c
+    [[ $buf == *"$text"* ]] && return 0
+  done < <(tail --pid="$pid" -c +1 -f "$file")
+  echo "timed out waiting for '$text' in $file:" >&2; cat "$file" >&2; exit 1
+}
+
+step "Start the relay (untrusted: it carries signed messages, it cannot approve)"
+: > "$work/relay.log"
+"$bin/pushmfa-relay" --listen 127.0.0.1:0 2>"$work/relay.log" & pids+=($!)
+wait_for "$work/relay.log" "listening on" "${pids[-1]}"
+relay_url=$(sed -n 's/.*listening on //p' "$work/relay.log")
+cat "$work/relay.log"
+
+step "Start the helper with the relay as its push backend"
 cat > "$work/pushmfa.toml" <<TOML
 [helper]
 socket = "$work/helper.sock"
 state_dir = "$work/state"
+[backend]
+kind = "relay"
+url = "$relay_url"
+[push]
+host_name = "demo-host"
 TOML
 mkdir "$work/pam.d"
-echo "auth required $bin/libpam_pushmfa.so socket=$work/helper.sock" > "$work/pam.d/pushmfa-demo"
+echo "auth required $bin/libpam_pushmfa.so socket=$work/helper.sock" > "$work/pam.d/sshd"
 printf 'auth required pam_deny.so\naccount required pam_deny.so\n' > "$work/pam.d/other"
-
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*" >&2; "$@"; }
-
-step "Start the helper (foreground daemon; here in the background on a temp socket)"
 : > "$work/helper.log"
-"$bin/pushmfa-helper" --config "$work/pushmfa.toml" --log-stderr 2>"$work/helper.log" &
-helper_pid=$!
-# tail -f wakes on each new line (inotify), and ends with the helper.
-if ! timeout 10 grep -q -m1 "listening on" < <(tail --pid="$helper_pid" -n +1 -f "$work/helper.log"); then
-  echo "the helper did not start:" >&2; cat "$work/helper.log" >&2; exit 1
-fi
+"$bin/pushmfa-helper" --config "$work/pushmfa.toml" --log-stderr 2>"$work/helper.log" & pids+=($!)
+wait_for "$work/helper.log" "listening on" "${pids[-1]}"
 cat "$work/helper.log"
 
 user=$(id -un)
-step "Generate recovery codes for $user"
-run "$bin/pushmfa" --socket "$work/helper.sock" recovery generate --user "$user" | tee "$work/codes"
-code=$(head -n1 "$work/codes")
+phone=("$bin/pushmfa-authenticator" --store "$work/phone")
+step "Enroll a software authenticator for $user (the phone scans the QR code; here it gets the URI)"
+printf '$ pushmfa enroll --user %s\n' "$user"
+: > "$work/enroll.out"
+"$bin/pushmfa" --socket "$work/helper.sock" enroll --user "$user" >"$work/enroll.out" 2>"$work/enroll.err" & enroll_pid=$!
+pids+=($enroll_pid)
+wait_for "$work/enroll.out" "pushmfa://enroll?" "$enroll_pid"
+uri=$(grep '^pushmfa://' "$work/enroll.out")
+run "${phone[@]}" enroll "$uri" --name "demo phone"
+wait "$enroll_pid"
+cat "$work/enroll.out"
+code=$(grep -E '^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$' "$work/enroll.out" | head -n1)
 
+# One ssh-style login (PAM_RHOST set, so the number is in the prompt itself).
+# $1: what the phone does once the prompt shows the number (approve|deny|none);
+# $2: what the user types at the prompt (empty: just Enter).
 login() {
-  local rt; rt=$(mktemp -d "$work/pwrap.XXXX")
-  printf '$ echo %s | pamtester pushmfa-demo %s authenticate   # PAM stack: %s\n' "$1" "$user" "$(cat "$work/pam.d/pushmfa-demo")"
-  set +e
-  echo "$1" | LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/pam.d" \
-    PAM_WRAPPER_RUNTIME_DIR="$rt" pamtester -I rhost=203.0.113.7 -I tty=pts/4 pushmfa-demo "$user" authenticate 2>&1
-  local rc=$?
-  set -e
+  local action=$1 typed=$2 rt out err
+  rt=$(mktemp -d "$work/pwrap.XXXX"); out=$rt/out; err=$rt/err
+  mkfifo "$rt/in"
+  LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/pam.d" PAM_WRAPPER_RUNTIME_DIR="$rt" \
+    pamtester -I rhost=203.0.113.7 sshd "$user" authenticate <"$rt/in" >"$out" 2>"$err" &
+  local pt=$!
+  exec 3>"$rt/in"
+  wait_for "$err" "Approve on your phone" "$pt"
+  printf '%s' "$(cat "$err")"; echo
+  local number; number=$(grep -o 'number [0-9][0-9]' "$err" | head -n1 | cut -d' ' -f2)
+  case $action in
+    approve) run "${phone[@]}" approve --number "$number" ;;
+    deny) run "${phone[@]}" deny ;;
+  esac
+  printf '(types: %s)\n' "${typed:-Enter}"
+  echo "$typed" >&3
+  exec 3>&-
+  set +e; wait "$pt"; local rc=$?; set -e
+  # What pamtester showed after the prompt (same line first: no newline after a prompt).
+  sed '1s/^.*recovery code): //' "$err" | sed '/^$/d'; cat "$out"
   echo "(pamtester exit code $rc)"
   return $rc
 }
 
-step "Log in with the first code"
-login "$code"
+step "ssh-style login: the phone approves with the number from the prompt"
+login approve ""
 
-step "Log in again with the same code: it was used up (pamtester has no second line for the retry prompt)"
-if login "$code"; then echo "UNEXPECTED: a used code was accepted" >&2; exit 1; fi
+step "Another login: the phone denies it"
+if login deny ""; then echo "UNEXPECTED: a denied login succeeded" >&2; exit 1; fi
+
+step "No phone at hand: type a recovery code at the same prompt"
+login none "$code"
 
 step "Status"
 run "$bin/pushmfa" --socket "$work/helper.sock" status --user "$user"
@@ -71,4 +117,4 @@ step "What the helper logged (syslog authpriv in production; never a code)"
 cat "$work/helper.log"
 if grep -q "$code" "$work/helper.log"; then echo "UNEXPECTED: a code reached the log" >&2; exit 1; fi
 echo
-echo "Demo finished: one login succeeded with a recovery code, its reuse was refused."
+echo "Demo finished: approved on the phone, denied on the phone, and a recovery code at the same prompt."
