@@ -88,7 +88,21 @@ pub struct Push {
     pub fraud_mute_secs: u32,
     /// Host name shown on the phone (default: the system's host name).
     pub host_name: String,
+    /// The push prompt (prompt mode); placeholders below.
+    pub prompt_text: String,
+    /// The push info line (wait mode).
+    pub info_text: String,
 }
+
+/// Placeholders in `push.prompt_text` and `push.info_text`.
+pub const PUSH_PLACEHOLDERS: [&str; 6] = [
+    "{number}",
+    "{ttl}",
+    "{user}",
+    "{service}",
+    "{rhost}",
+    "{host}",
+];
 
 impl Default for Push {
     fn default() -> Self {
@@ -100,6 +114,8 @@ impl Default for Push {
             rate_limit_window_secs: 300,
             fraud_mute_secs: 1200,
             host_name: String::new(),
+            prompt_text: "Approve on your phone with number {number}, then press Enter (or type a recovery code): ".into(),
+            info_text: "Approve on your phone with number {number} (expires in {ttl} s).".into(),
         }
     }
 }
@@ -399,6 +415,69 @@ impl Config {
             0,
             256,
         )?;
+        let b = &self.backend;
+        if b.kind == BackendKind::Relay
+            && !(b.url.starts_with("https://") || b.url.starts_with("http://"))
+        {
+            return Err((
+                "backend",
+                "url",
+                "needs the http:// or https:// URL of the relay".into(),
+            ));
+        }
+        range("backend", "timeout_secs", b.timeout_secs, 1, 60)?;
+        let p = &self.push;
+        range("push", "ttl_secs", p.ttl_secs, 5, 600)?;
+        range("push", "resend", p.resend, 0, 5)?;
+        range("push", "rate_limit_count", p.rate_limit_count, 1, 1000)?;
+        range(
+            "push",
+            "rate_limit_window_secs",
+            p.rate_limit_window_secs,
+            1,
+            86400,
+        )?;
+        range("push", "fraud_mute_secs", p.fraud_mute_secs, 0, 7 * 86400)?;
+        if p.host_name.len() > 255 {
+            return Err(("push", "host_name", "at most 255 bytes".into()));
+        }
+        for (key, text) in [("prompt_text", &p.prompt_text), ("info_text", &p.info_text)] {
+            if !text.contains("{number}") {
+                return Err((
+                    "push",
+                    key,
+                    "must show {number}: the user types it on the phone".into(),
+                ));
+            }
+            if text.len() > 512 {
+                return Err(("push", key, "at most 512 bytes".into()));
+            }
+            let mut rest = text.replace("{{", "").replace("}}", "");
+            for ph in PUSH_PLACEHOLDERS {
+                rest = rest.replace(ph, "");
+            }
+            if rest.contains('{') || rest.contains('}') {
+                return Err((
+                    "push",
+                    key,
+                    format!(
+                        "unknown placeholder; known: {}",
+                        PUSH_PLACEHOLDERS.join(" ")
+                    ),
+                ));
+            }
+        }
+        let e = &self.enrollment;
+        range(
+            "enrollment",
+            "registration_timeout_secs",
+            e.registration_timeout_secs,
+            10,
+            900,
+        )?;
+        if e.issuer.is_empty() || e.issuer.len() > 64 {
+            return Err(("enrollment", "issuer", "1 to 64 bytes".into()));
+        }
         Ok(())
     }
 }
@@ -500,6 +579,43 @@ mod tests {
             s.contains(":2:1: key `helper.socket`: must be an absolute path"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn push_texts_must_show_the_number_and_use_known_placeholders() {
+        let e = parse("[push]\nprompt_text = \"Press Enter: \"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":2:1: key `push.prompt_text`: must show {number}"),
+            "{e}"
+        );
+        let e = parse("[push]\ninfo_text = \"{number} {colour}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown placeholder"), "{e}");
+        assert!(parse("[push]\ninfo_text = \"{host}: {number} for {user} via {service} from {rhost}, {ttl} s\"\n").is_ok());
+    }
+
+    #[test]
+    fn backend_and_push_values_are_checked() {
+        let e = parse("[backend]\nkind = \"relay\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("key `backend.url`: needs the http:// or https:// URL"),
+            "{e}"
+        );
+        let e = parse("[push]\nttl_secs = 3600\n").unwrap_err().to_string();
+        assert!(
+            e.contains(":2:1: key `push.ttl_secs`: 3600 is out of range 5..=600"),
+            "{e}"
+        );
+        let e = parse("[push.modes]\nsshd = \"popup\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("popup"), "{e}");
+        assert!(parse("[backend]\nkind = \"relay\"\nurl = \"https://relay.example.org\"\n[push.modes]\nsudo = \"prompt\"\n").is_ok());
     }
 
     #[test]

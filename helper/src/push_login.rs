@@ -63,6 +63,28 @@ fn field(s: Option<&str>) -> String {
     s[..cut].to_owned()
 }
 
+/// Fills a `push.*_text` template. Values come from the signed challenge,
+/// already sanitized; the module sanitizes the whole text again.
+fn render(template: &str, issued: &Issued, ttl: u32) -> String {
+    let c = &issued.challenge;
+    let rhost = if c.context.rhost.is_empty() {
+        "this computer"
+    } else {
+        c.context.rhost.as_str()
+    };
+    template
+        .replace("{{", "\u{0}")
+        .replace("}}", "\u{1}")
+        .replace("{number}", &format!("{:02}", issued.number))
+        .replace("{ttl}", &ttl.to_string())
+        .replace("{user}", &c.context.user)
+        .replace("{service}", &c.context.service)
+        .replace("{rhost}", rhost)
+        .replace("{host}", &c.host_name)
+        .replace('\u{0}', "{")
+        .replace('\u{1}', "}")
+}
+
 fn random_number() -> u8 {
     loop {
         let mut b = [0u8; 1];
@@ -301,20 +323,16 @@ impl Login<'_> {
             .deadline
             .saturating_duration_since(Instant::now())
             .as_secs() as u32;
-        let number = issued.number;
         match mode {
             PushMode::Prompt => {
-                let text = format!(
-                    "Approve on your phone with number {number:02}, then press Enter (or type a recovery code): "
-                );
+                let text = render(&self.ctx.cfg.push.prompt_text, issued, ttl);
                 let answer = self.ask_then_wait(&text, false, ttl).await?;
                 if !answer.trim().is_empty() {
                     return Ok(Waited::Typed(answer));
                 }
             }
             PushMode::Wait => {
-                let text =
-                    format!("Approve on your phone with number {number:02} (expires in {ttl} s).");
+                let text = render(&self.ctx.cfg.push.info_text, issued, ttl);
                 self.say_info(&text, ttl).await?;
             }
         }
@@ -416,6 +434,37 @@ mod tests {
         assert_eq!(mode_for(&m, "sudo", false), PushMode::Wait);
         m.insert("sudo".into(), PushMode::Prompt);
         assert_eq!(mode_for(&m, "sudo", false), PushMode::Prompt);
+    }
+
+    #[test]
+    fn templates_fill_every_placeholder() {
+        let issued = Issued {
+            challenge: Challenge {
+                id: [0; 32],
+                host_id: [0; 32],
+                host_name: "web-1".into(),
+                context: Context {
+                    user: "alice".into(),
+                    service: "sshd".into(),
+                    rhost: String::new(),
+                    tty: String::new(),
+                },
+                issued_at: 0,
+                expires_at: 60,
+            },
+            number: 7,
+            deadline: Instant::now(),
+            consumed: false,
+        };
+        let t = render(
+            "{host}: {user} via {service} from {rhost}: {number} ({ttl} s) {{literal}}",
+            &issued,
+            42,
+        );
+        assert_eq!(
+            t,
+            "web-1: alice via sshd from this computer: 07 (42 s) {literal}"
+        );
     }
 
     #[test]

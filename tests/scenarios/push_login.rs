@@ -291,3 +291,20 @@ fn fifty_concurrent_push_logins_without_cross_talk() {
         );
     }
 }
+
+#[test]
+fn prompt_text_comes_from_the_configured_template() {
+    let (_relay, e, phone, _) = setup(
+        "[push]\nprompt_text = \"[{host}] {user} via {service} from {rhost}: approve {number}, then Enter: \"\nhost_name = \"web-1\"\n",
+    );
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(phone_then_enter(&phone, Decision::Approve, 0))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert!(
+        seen[0].starts_with("prompt:[web-1] alice via pushmfa-test from 203.0.113.7: approve "),
+        "{seen:?}"
+    );
+}

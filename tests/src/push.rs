@@ -154,11 +154,17 @@ impl Phone {
     }
 }
 
-/// The number in "... number 47 ..." (what the user reads off the prompt).
+/// The 2-digit number the user reads off a prompt or info line: the first
+/// word of exactly two digits after a space ("... number 47, ...").
 pub fn number_in(text: &str) -> u8 {
-    text.split("number ")
-        .nth(1)
-        .and_then(|r| r.get(..2))
-        .and_then(|n| n.parse().ok())
+    let b = text.as_bytes();
+    (1..b.len().saturating_sub(1))
+        .find(|&i| {
+            b[i - 1] == b' '
+                && b[i].is_ascii_digit()
+                && b[i + 1].is_ascii_digit()
+                && b.get(i + 2).is_none_or(|c| !c.is_ascii_alphanumeric())
+        })
+        .and_then(|i| text[i..i + 2].parse().ok())
         .unwrap_or_else(|| panic!("no number in {text:?}"))
 }
