@@ -3,6 +3,7 @@
 
 use crate::auth::{End, Login};
 use crate::push::{Blocked, Issued, check_answer};
+use crate::server::Ctx;
 use crate::store::{Device, UserState};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -32,7 +33,7 @@ pub const MSG_DENIED: &str = "Denied on your phone.";
 pub const MSG_WRONG_NUMBER: &str = "The number entered on the phone did not match.";
 
 /// What one round of waiting produced.
-enum Waited {
+pub(crate) enum Waited {
     Accepted(Decision, String),
     WrongNumber(String),
     TimedOut,
@@ -54,7 +55,7 @@ pub fn mode_for(
     }
 }
 
-fn field(s: Option<&str>) -> String {
+pub(crate) fn field(s: Option<&str>) -> String {
     let s = sanitize(s.unwrap_or(""), false);
     let mut cut = s.len().min(MAX_FIELD_LEN);
     while !s.is_char_boundary(cut) {
@@ -94,6 +95,151 @@ fn random_number() -> u8 {
         // 200 = 2 x 100: no modulo bias.
         if b[0] < 200 {
             return b[0] % 100;
+        }
+    }
+}
+
+/// A fresh challenge about `context`, with a random id and number.
+pub(crate) fn issue(ctx: &Ctx, context: Context, ttl: u32) -> Result<Issued, String> {
+    let mut id = [0u8; 32];
+    crate::codes::random_bytes(&mut id).map_err(|e| e.to_string())?;
+    let now = ctx.clock.now_unix();
+    Ok(Issued {
+        challenge: Challenge {
+            id,
+            host_id: ctx.host_key.id,
+            host_name: field(Some(&crate::enroll::host_name(ctx))),
+            context,
+            issued_at: now,
+            expires_at: now + u64::from(ttl),
+        },
+        number: random_number(),
+        deadline: Instant::now() + Duration::from_secs(u64::from(ttl)),
+        consumed: false,
+    })
+}
+
+/// Posts the challenge to every device's channel and starts a long-poll
+/// for each answer. Fails only if no device could be reached.
+pub(crate) async fn post_everywhere(
+    ctx: &Ctx,
+    issued: &Issued,
+    devices: &[Device],
+    tx: &mpsc::Sender<ChallengeResponse>,
+    pollers: &mut JoinSet<()>,
+) -> Result<(), String> {
+    let Some(relay) = ctx.relay.clone() else {
+        return Err("no backend".into());
+    };
+    let encoded = issued.challenge.encode();
+    let signature = ctx.host_key.sign(&encoded)?;
+    let body = PostChallenge {
+        id: B64.encode(issued.challenge.id),
+        expires_in: issued.challenge.expires_at - issued.challenge.issued_at,
+        challenge: B64.encode(&encoded),
+        signature: B64.encode(&signature),
+    };
+    let mut posts = JoinSet::new();
+    for d in devices {
+        let (relay, body, d) = (relay.clone(), body.clone(), d.clone());
+        posts.spawn(async move {
+            (
+                relay
+                    .post_challenge(&d.channel_id, &d.channel_token, &body)
+                    .await,
+                d,
+            )
+        });
+    }
+    let mut reached = 0;
+    let mut last_error = String::new();
+    while let Some(joined) = posts.join_next().await {
+        let Ok((result, d)) = joined else { continue };
+        match result {
+            Ok(()) => {
+                reached += 1;
+                let (relay, tx, id, deadline) =
+                    (relay.clone(), tx.clone(), body.id.clone(), issued.deadline);
+                pollers.spawn(async move {
+                    // Long-poll until an answer or the deadline; one answer per channel.
+                    loop {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return;
+                        }
+                        let wait = left
+                            .min(Duration::from_secs(30))
+                            .max(Duration::from_secs(1));
+                        match relay
+                            .wait_response(&d.channel_id, &d.channel_token, &id, wait)
+                            .await
+                        {
+                            Ok(Some(r)) => {
+                                let _ = tx.send(r).await;
+                                return;
+                            }
+                            Ok(None) => continue,
+                            Err(_) => {
+                                // Relay hiccup: back off briefly rather than spin.
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                ctx.log
+                    .warning(&format!("push to device={} failed: {e}", d.name));
+                last_error = e.to_string();
+            }
+        }
+    }
+    if reached == 0 {
+        Err(last_error)
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits for the first acceptable answer until the challenge's deadline.
+/// Bad answers are logged loudly and ignored: a relay can only delay.
+pub(crate) async fn await_answer(
+    ctx: &Ctx,
+    issued: &mut Issued,
+    devices: &[Device],
+    rx: &mut mpsc::Receiver<ChallengeResponse>,
+    user: &str,
+    service: &str,
+) -> Waited {
+    loop {
+        let left = issued.deadline.saturating_duration_since(Instant::now());
+        let msg = match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(m)) => m,
+            // Deadline, or every poller gave up (decoys have none: wait it out).
+            Ok(None) => {
+                tokio::time::sleep(issued.deadline.saturating_duration_since(Instant::now())).await;
+                return Waited::TimedOut;
+            }
+            Err(_) => return Waited::TimedOut,
+        };
+        let (Ok(response), Ok(signature)) = (B64.decode(&msg.response), B64.decode(&msg.signature))
+        else {
+            ctx.log.warning("push answer rejected: not base64");
+            continue;
+        };
+        match check_answer(issued, devices, &response, &signature, Instant::now()) {
+            Ok(a) => return Waited::Accepted(a.decision, a.device),
+            Err(crate::push::Rejected::WrongNumber) => {
+                return Waited::WrongNumber("?".into());
+            }
+            Err(why) => {
+                ctx.log.error(&format!(
+                    "push answer REJECTED user={} service={}: {} (a relay or device sent a bad answer; still waiting)",
+                    user,
+                    service,
+                    why.as_str()
+                ));
+            }
         }
     }
 }
@@ -202,34 +348,21 @@ impl Login<'_> {
         Ok(PushEnd::FallBack(MSG_NO_ANSWER.into()))
     }
 
-    /// A fresh challenge for this login, signed by the host key.
+    /// A fresh challenge for this login.
     fn issue(&self, ttl: u32) -> Result<Issued, String> {
-        let mut id = [0u8; 32];
-        crate::codes::random_bytes(&mut id).map_err(|e| e.to_string())?;
-        let now = self.ctx.clock.now_unix();
         let b = &self.begin;
-        Ok(Issued {
-            challenge: Challenge {
-                id,
-                host_id: self.ctx.host_key.id,
-                host_name: field(Some(&crate::enroll::host_name(self.ctx))),
-                context: Context {
-                    user: field(Some(&b.user)),
-                    service: field(Some(&b.service)),
-                    rhost: field(b.rhost.as_deref()),
-                    tty: field(b.tty.as_deref()),
-                },
-                issued_at: now,
-                expires_at: now + u64::from(ttl),
+        issue(
+            self.ctx,
+            Context {
+                user: field(Some(&b.user)),
+                service: field(Some(&b.service)),
+                rhost: field(b.rhost.as_deref()),
+                tty: field(b.tty.as_deref()),
             },
-            number: random_number(),
-            deadline: Instant::now() + Duration::from_secs(u64::from(ttl)),
-            consumed: false,
-        })
+            ttl,
+        )
     }
 
-    /// Posts the challenge to every device's channel and starts a long-poll
-    /// for each answer. Fails only if no device could be reached.
     async fn post_everywhere(
         &self,
         issued: &Issued,
@@ -237,78 +370,7 @@ impl Login<'_> {
         tx: &mpsc::Sender<ChallengeResponse>,
         pollers: &mut JoinSet<()>,
     ) -> Result<(), String> {
-        let Some(relay) = self.ctx.relay.clone() else {
-            return Err("no backend".into());
-        };
-        let encoded = issued.challenge.encode();
-        let signature = self.ctx.host_key.sign(&encoded)?;
-        let body = PostChallenge {
-            id: B64.encode(issued.challenge.id),
-            expires_in: issued.challenge.expires_at - issued.challenge.issued_at,
-            challenge: B64.encode(&encoded),
-            signature: B64.encode(&signature),
-        };
-        let mut posts = JoinSet::new();
-        for d in devices {
-            let (relay, body, d) = (relay.clone(), body.clone(), d.clone());
-            posts.spawn(async move {
-                (
-                    relay
-                        .post_challenge(&d.channel_id, &d.channel_token, &body)
-                        .await,
-                    d,
-                )
-            });
-        }
-        let mut reached = 0;
-        let mut last_error = String::new();
-        while let Some(joined) = posts.join_next().await {
-            let Ok((result, d)) = joined else { continue };
-            match result {
-                Ok(()) => {
-                    reached += 1;
-                    let (relay, tx, id, deadline) =
-                        (relay.clone(), tx.clone(), body.id.clone(), issued.deadline);
-                    pollers.spawn(async move {
-                        // Long-poll until an answer or the deadline; one answer per channel.
-                        loop {
-                            let left = deadline.saturating_duration_since(Instant::now());
-                            if left.is_zero() {
-                                return;
-                            }
-                            let wait = left
-                                .min(Duration::from_secs(30))
-                                .max(Duration::from_secs(1));
-                            match relay
-                                .wait_response(&d.channel_id, &d.channel_token, &id, wait)
-                                .await
-                            {
-                                Ok(Some(r)) => {
-                                    let _ = tx.send(r).await;
-                                    return;
-                                }
-                                Ok(None) => continue,
-                                Err(_) => {
-                                    // Relay hiccup: back off briefly rather than spin.
-                                    tokio::time::sleep(Duration::from_millis(500)).await;
-                                }
-                            }
-                        }
-                    });
-                }
-                Err(e) => {
-                    self.ctx
-                        .log
-                        .warning(&format!("push to device={} failed: {e}", d.name));
-                    last_error = e.to_string();
-                }
-            }
-        }
-        if reached == 0 {
-            Err(last_error)
-        } else {
-            Ok(())
-        }
+        post_everywhere(self.ctx, issued, devices, tx, pollers).await
     }
 
     /// Shows the number (before any waiting) and waits for a decision.
@@ -336,39 +398,15 @@ impl Login<'_> {
                 self.say_info(&text, ttl).await?;
             }
         }
-        loop {
-            let left = issued.deadline.saturating_duration_since(Instant::now());
-            let msg = match tokio::time::timeout(left, rx.recv()).await {
-                Ok(Some(m)) => m,
-                // Deadline, or every poller gave up (decoys have none: wait it out).
-                Ok(None) => {
-                    tokio::time::sleep(issued.deadline.saturating_duration_since(Instant::now()))
-                        .await;
-                    return Ok(Waited::TimedOut);
-                }
-                Err(_) => return Ok(Waited::TimedOut),
-            };
-            let (Ok(response), Ok(signature)) =
-                (B64.decode(&msg.response), B64.decode(&msg.signature))
-            else {
-                self.ctx.log.warning("push answer rejected: not base64");
-                continue;
-            };
-            match check_answer(issued, devices, &response, &signature, Instant::now()) {
-                Ok(a) => return Ok(Waited::Accepted(a.decision, a.device)),
-                Err(crate::push::Rejected::WrongNumber) => {
-                    return Ok(Waited::WrongNumber("?".into()));
-                }
-                Err(why) => {
-                    self.ctx.log.error(&format!(
-                        "push answer REJECTED user={} service={}: {} (a relay or device sent a bad answer; still waiting)",
-                        self.begin.user,
-                        self.begin.service,
-                        why.as_str()
-                    ));
-                }
-            }
-        }
+        Ok(await_answer(
+            self.ctx,
+            issued,
+            devices,
+            &mut rx,
+            &self.begin.user,
+            &self.begin.service,
+        )
+        .await)
     }
 
     async fn unreachable(&mut self, why: &str) -> Result<PushEnd, End> {
