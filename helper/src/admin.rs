@@ -10,7 +10,7 @@ use crate::recovery::{self, Attempt, RecoveryError};
 use crate::server::Ctx;
 use crate::store::UserName;
 use crate::store::{Device, UserState};
-use pushmfa_protocol::ipc::{AdminReply, AdminRequest, DeviceInfo, Response};
+use pushmfa_protocol::ipc::{AdminReply, AdminRequest, DeviceInfo, Proof, Response};
 use zeroize::Zeroizing;
 
 pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, req: AdminRequest) {
@@ -19,7 +19,7 @@ pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, req: AdminRequest) {
         AdminRequest::Enroll { user, proof } => {
             crate::enroll::run(ctx, conn, peer, user, proof).await
         }
-        other => handle(ctx, peer, other).await,
+        other => handle(ctx, conn, peer, other).await,
     };
     let response = match result {
         Ok(reply) => Response::AdminReply(reply),
@@ -28,21 +28,28 @@ pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, req: AdminRequest) {
     let _ = conn.send(&response).await;
 }
 
-async fn handle(ctx: &Ctx, peer: Peer, req: AdminRequest) -> Result<AdminReply, String> {
+async fn handle(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    peer: Peer,
+    req: AdminRequest,
+) -> Result<AdminReply, String> {
     match req {
         AdminRequest::Ping => Ok(AdminReply::Pong {
             version: env!("CARGO_PKG_VERSION").into(),
             helper_uid: ctx.helper_uid,
         }),
         AdminRequest::Status { user } => status(ctx, peer, user).await,
-        AdminRequest::RecoveryGenerate { user, proof } => generate(ctx, peer, user, proof).await,
+        AdminRequest::RecoveryGenerate { user, proof } => {
+            generate(ctx, conn, peer, user, proof).await
+        }
         AdminRequest::Unlock { user } => unlock(ctx, peer, user).await,
         AdminRequest::Devices { user } => devices(ctx, peer, user).await,
         AdminRequest::DeviceRemove {
             user,
             device,
             proof,
-        } => remove_device(ctx, peer, user, device, proof).await,
+        } => remove_device(ctx, conn, peer, user, device, proof).await,
         AdminRequest::DeviceRename { user, device, name } => {
             rename_device(ctx, peer, user, device, name).await
         }
@@ -96,17 +103,34 @@ async fn status(ctx: &Ctx, peer: Peer, user: Option<String>) -> Result<AdminRepl
     Ok(AdminReply::Status(st))
 }
 
-/// A non-admin caller who is already enrolled must prove it is them with
-/// one of their recovery codes (used up) before changing their factors.
+/// A non-admin caller who is already enrolled must prove it is them before
+/// changing their factors: with one of their recovery codes (used up), or
+/// by approving `action` on one of their enrolled devices.
 pub(crate) async fn require_proof(
     ctx: &Ctx,
+    conn: &mut Conn,
     peer: Peer,
     user: &UserName,
-    proof: Option<Zeroizing<String>>,
+    proof: Option<Proof>,
+    action: &str,
 ) -> Result<(), String> {
     if peer.is_admin(ctx.helper_uid) {
         return Ok(());
     }
+    let verdict = match proof {
+        Some(Proof::Device) => prove_on_device(ctx, conn, user, action).await,
+        other => prove_with_code(ctx, user, other).await,
+    };
+    if let Err(msg) = &verdict {
+        ctx.log.warning(&format!(
+            "refused change for user={user} by_uid={}: {msg}",
+            peer.uid
+        ));
+    }
+    verdict
+}
+
+async fn prove_with_code(ctx: &Ctx, user: &UserName, proof: Option<Proof>) -> Result<(), String> {
     let (store, cfg, now, u) = (
         ctx.store.clone(),
         ctx.cfg.recovery.clone(),
@@ -118,8 +142,10 @@ pub(crate) async fn require_proof(
             if !store.load(&u)?.is_some_and(|s| s.enrolled()) {
                 return Ok(Ok(()));
             }
-            let Some(proof) = proof else {
-                return Ok(Err("you are already enrolled: give one of your recovery codes (the CLI asks for it)".into()));
+            let Some(Proof::Code { code: proof }) = proof else {
+                return Ok(Err(
+                "you are already enrolled: give one of your recovery codes or approve on your phone (the CLI asks)".into(),
+            ));
             };
             let Ok(code) = crate::codes::normalize(&proof) else {
                 return Ok(Err("that is not a recovery code".into()));
@@ -139,28 +165,90 @@ pub(crate) async fn require_proof(
                 },
             )
         };
-    let verdict = ctx
-        .hashers
+    ctx.hashers
         .run(job)
         .await?
-        .map_err(|e| store_err(ctx, "proof", e))?;
-    if let Err(msg) = &verdict {
-        ctx.log.warning(&format!(
-            "refused change for user={user} by_uid={}: {msg}",
-            peer.uid
-        ));
+        .map_err(|e| store_err(ctx, "proof", e))?
+}
+
+/// Sends a signed challenge about `action` to the user's devices, tells the
+/// CLI the number, and waits for a verified approval.
+async fn prove_on_device(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    user: &UserName,
+    action: &str,
+) -> Result<(), String> {
+    use crate::push_login::{Waited, await_answer, field, issue, post_everywhere};
+    use pushmfa_protocol::signed::Decision;
+    let (store, u) = (ctx.store.clone(), user.clone());
+    let state = tokio::task::spawn_blocking(move || store.load(&u))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+        .unwrap_or_else(UserState::new);
+    if state.devices.is_empty() {
+        return Err("you have no enrolled device: give one of your recovery codes instead".into());
     }
-    verdict
+    let service = format!("pushmfa: {action}");
+    let context = pushmfa_protocol::signed::Context {
+        user: field(Some(user.as_str())),
+        service: field(Some(&service)),
+        rhost: String::new(),
+        tty: String::new(),
+    };
+    let ttl = ctx.cfg.push.ttl_secs;
+    let mut issued = issue(ctx, context, ttl)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let mut pollers = tokio::task::JoinSet::new();
+    post_everywhere(ctx, &issued, &state.devices, &tx, &mut pollers)
+        .await
+        .map_err(|e| format!("cannot reach your devices ({e}); use a recovery code"))?;
+    drop(tx);
+    conn.send(&Response::AdminReply(AdminReply::ApproveOnDevice {
+        number: issued.number,
+        expires_in: u64::from(ttl),
+    }))
+    .await
+    .map_err(|e| e.to_string())?;
+    let waited = await_answer(
+        ctx,
+        &mut issued,
+        &state.devices,
+        &mut rx,
+        user.as_str(),
+        &service,
+    )
+    .await;
+    pollers.abort_all();
+    match waited {
+        Waited::Accepted(Decision::Approve, device) => {
+            ctx.log.info(&format!(
+                "user={user} approved \"{action}\" on device={device}"
+            ));
+            Ok(())
+        }
+        Waited::Accepted(Decision::Fraud, device) => {
+            ctx.log.error(&format!(
+                "FRAUD REPORTED user={user} for \"{action}\" on device={device}"
+            ));
+            Err("reported as not you on your device".into())
+        }
+        Waited::Accepted(Decision::Deny, _) => Err("denied on your device".into()),
+        Waited::WrongNumber(_) => Err("the number entered on the device did not match".into()),
+        Waited::TimedOut | Waited::Typed(_) => Err("no approval from your device in time".into()),
+    }
 }
 
 async fn generate(
     ctx: &Ctx,
+    conn: &mut Conn,
     peer: Peer,
     user: Option<String>,
-    proof: Option<Zeroizing<String>>,
+    proof: Option<Proof>,
 ) -> Result<AdminReply, String> {
     let user = target(ctx, peer, user).await?;
-    require_proof(ctx, peer, &user, proof).await?;
+    require_proof(ctx, conn, peer, &user, proof, "replace recovery codes").await?;
     let codes = generate_codes(ctx, &user).await?;
     ctx.log.info(&format!(
         "recovery codes generated user={user} count={} by_uid={}",
@@ -248,13 +336,14 @@ fn find_device(devices: &[Device], which: &str) -> Result<usize, String> {
 
 async fn remove_device(
     ctx: &Ctx,
+    conn: &mut Conn,
     peer: Peer,
     user: Option<String>,
     device: String,
-    proof: Option<Zeroizing<String>>,
+    proof: Option<Proof>,
 ) -> Result<AdminReply, String> {
     let user = target(ctx, peer, user).await?;
-    require_proof(ctx, peer, &user, proof).await?;
+    require_proof(ctx, conn, peer, &user, proof, "remove a device").await?;
     let removed = with_state(ctx, &user, move |s| {
         let i = find_device(&s.devices, &device)?;
         Ok(s.devices.remove(i))

@@ -10,7 +10,7 @@ use crate::store::Device;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
-use pushmfa_protocol::ipc::{AdminReply, Response};
+use pushmfa_protocol::ipc::{AdminReply, Proof, Response};
 use pushmfa_protocol::signed;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -31,13 +31,13 @@ pub async fn run(
     conn: &mut Conn,
     peer: Peer,
     user: Option<String>,
-    proof: Option<Zeroizing<String>>,
+    proof: Option<Proof>,
 ) -> Result<AdminReply, String> {
     let relay = ctx.relay.as_ref().ok_or(
         "no push backend is configured: set [backend] kind = \"relay\" and url in pushmfa.toml",
     )?;
     let user = target(ctx, peer, user).await?;
-    require_proof(ctx, peer, &user, proof).await?;
+    require_proof(ctx, conn, peer, &user, proof, "add a device").await?;
 
     let ttl = u64::from(ctx.cfg.enrollment.registration_timeout_secs);
     let created = relay

@@ -130,7 +130,7 @@ pub enum AdminRequest {
     /// A non-admin caller who already has codes proves possession of one.
     RecoveryGenerate {
         user: Option<String>,
-        proof: Option<Zeroizing<String>>,
+        proof: Option<Proof>,
     },
     /// Clears the recovery-code failure counter and lockout (admin only).
     Unlock { user: String },
@@ -140,7 +140,7 @@ pub enum AdminRequest {
     /// enrolled proves it with a recovery code.
     Enroll {
         user: Option<String>,
-        proof: Option<Zeroizing<String>>,
+        proof: Option<Proof>,
     },
     /// Lists the user's devices.
     Devices { user: Option<String> },
@@ -148,7 +148,7 @@ pub enum AdminRequest {
     DeviceRemove {
         user: Option<String>,
         device: String,
-        proof: Option<Zeroizing<String>>,
+        proof: Option<Proof>,
     },
     /// Renames a device.
     DeviceRename {
@@ -158,6 +158,18 @@ pub enum AdminRequest {
     },
     /// Removes all of a user's devices and codes (admin only).
     Reset { user: String },
+}
+
+/// How a user who is already enrolled proves it is them before changing
+/// their factors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Proof {
+    /// One of their recovery codes (used up).
+    Code { code: Zeroizing<String> },
+    /// An approval on one of their enrolled devices; the helper answers
+    /// `ApproveOnDevice` with the number first.
+    Device,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +189,11 @@ pub enum AdminReply {
     },
     EnrollStarted {
         uri: String,
+        expires_in: u64,
+    },
+    /// Sent before the final reply when the proof is a device approval.
+    ApproveOnDevice {
+        number: u8,
         expires_in: u64,
     },
     Enrolled {

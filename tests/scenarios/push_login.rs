@@ -308,3 +308,111 @@ fn prompt_text_comes_from_the_configured_template() {
         "{seen:?}"
     );
 }
+
+/// `pushmfa ARGS` run as `nobody` with `stdin`; calls `on_number` with the
+/// number if the CLI asks for a device approval. Returns (success, stdout, stderr).
+fn cli_as_nobody(
+    e: &TestEnv,
+    args: &[&str],
+    stdin: &str,
+    on_number: impl FnOnce(u8),
+) -> (bool, String, String) {
+    use std::io::{Read, Write};
+    let mut child = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(pushmfa_tests::bin("pushmfa"))
+        .arg("--socket")
+        .arg(&e.socket)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{err}"));
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    let mut err = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut on_number = Some(on_number);
+    while let Ok(1) = err.read(&mut byte) {
+        seen.push(byte[0]);
+        let text = String::from_utf8_lossy(&seen);
+        if text.ends_with("...\n") && text.contains("Approve on your phone with number ") {
+            if let Some(f) = on_number.take() {
+                f(number_in(text.lines().last().unwrap_or_default()));
+            }
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&seen).into_owned(),
+    )
+}
+
+#[test]
+fn changing_factors_needs_a_phone_approval_or_a_recovery_code() {
+    if !pushmfa_tests::is_root() {
+        eprintln!("skipped: needs root to run the CLI as another user");
+        return;
+    }
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(&relay.url, ""));
+    e.start_helper();
+    let phone = Phone::new(&e, "nobody");
+    let out = phone.enroll(&e, "nobody");
+    let codes: Vec<String> = out
+        .lines()
+        .filter(|l| l.len() == 19 && l.matches('-').count() == 3)
+        .map(String::from)
+        .collect();
+
+    // Enter = approve on the phone; the phone approves with the number shown.
+    let dir = phone.store_path().to_owned();
+    let (ok, stdout, stderr) = cli_as_nobody(&e, &["recovery", "generate"], "\n", |n| {
+        Phone { dir }.approve(n)
+    });
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("or just press Enter to approve on your phone"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.len() == 19).count(),
+        10,
+        "{stdout}"
+    );
+    e.wait_for_log("user=nobody approved \"replace recovery codes\"");
+
+    // The phone denies a device removal: refused, nothing removed.
+    let dir = phone.store_path().to_owned();
+    let (ok, _, stderr) = cli_as_nobody(&e, &["devices", "remove", "phone-nobody"], "\n", |_| {
+        Phone { dir }.decide(Decision::Deny, None)
+    });
+    assert!(!ok);
+    assert!(stderr.contains("denied on your device"), "{stderr}");
+    assert_eq!(e.status("nobody").devices, 1);
+
+    // An old code (replaced above) is no proof; a current one is.
+    let (ok, _, stderr) = cli_as_nobody(
+        &e,
+        &["devices", "remove", "phone-nobody"],
+        &format!("{}\n", codes[0]),
+        |_| {},
+    );
+    assert!(!ok && stderr.contains("not valid"), "{stderr}");
+    let fresh = stdout.lines().next().unwrap_or_default().to_owned();
+    let (ok, _, stderr) = cli_as_nobody(
+        &e,
+        &["devices", "remove", "phone-nobody"],
+        &format!("{fresh}\n"),
+        |_| {},
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(e.status("nobody").devices, 0);
+}

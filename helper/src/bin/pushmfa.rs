@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use pushmfa_config::Config;
 use pushmfa_helper::client::{self, ClientError};
 use pushmfa_helper::doctor::Status;
-use pushmfa_protocol::ipc::{AdminReply, AdminRequest, UserStatus};
+use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Proof, UserStatus};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -148,18 +148,46 @@ fn proof_if_needed(
     socket: &Path,
     user: &Option<String>,
     why: &str,
-) -> Result<Option<Zeroizing<String>>, ClientError> {
+) -> Result<Option<Proof>, ClientError> {
     let st = match client::call(socket, AdminRequest::Status { user: user.clone() }, TIMEOUT)? {
         AdminReply::Status(st) => st,
         _ => return Err(ClientError::Unexpected),
     };
-    if st.enrolled && !nix::unistd::geteuid().is_root() {
-        Ok(Some(read_secret(&format!(
-            "{} is enrolled. Enter one of your recovery codes to {why}: ",
+    if !st.enrolled || nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let prompt = if st.devices > 0 {
+        format!(
+            "{} is enrolled. To {why}, type one of your recovery codes, or just press Enter to approve on your phone: ",
             st.user
-        ))?))
+        )
     } else {
-        Ok(None)
+        format!(
+            "{} is enrolled. To {why}, type one of your recovery codes: ",
+            st.user
+        )
+    };
+    let answer = read_secret(&prompt)?;
+    Ok(Some(if answer.is_empty() && st.devices > 0 {
+        Proof::Device
+    } else {
+        Proof::Code { code: answer }
+    }))
+}
+
+/// Sends `req` and returns its final reply, showing the number to approve
+/// on the phone if the helper asks for a device approval first.
+fn call_with_progress(socket: &Path, req: AdminRequest) -> Result<AdminReply, ClientError> {
+    let mut session = client::Session::start(socket, req)?;
+    loop {
+        match session.next(TIMEOUT + Duration::from_secs(600))? {
+            AdminReply::ApproveOnDevice { number, expires_in } => {
+                eprintln!(
+                    "Approve on your phone with number {number:02} (expires in {expires_in} s)..."
+                );
+            }
+            other => return Ok(other),
+        }
     }
 }
 
@@ -174,12 +202,8 @@ fn print_codes(user: &str, codes: &[Zeroizing<String>]) {
 }
 
 fn generate(socket: &Path, user: Option<String>, json: bool) -> Result<(), ClientError> {
-    let proof = proof_if_needed(socket, &user, "replace them all")?;
-    let reply = client::call(
-        socket,
-        AdminRequest::RecoveryGenerate { user, proof },
-        TIMEOUT,
-    )?;
+    let proof = proof_if_needed(socket, &user, "replace your recovery codes")?;
+    let reply = call_with_progress(socket, AdminRequest::RecoveryGenerate { user, proof })?;
     let AdminReply::RecoveryCodes { user, codes } = reply else {
         return Err(ClientError::Unexpected);
     };
@@ -214,8 +238,16 @@ fn qr_text(uri: &str) -> Option<String> {
 fn enroll(socket: &Path, user: Option<String>) -> Result<(), ClientError> {
     let proof = proof_if_needed(socket, &user, "add a device")?;
     let mut session = client::Session::start(socket, AdminRequest::Enroll { user, proof })?;
-    let AdminReply::EnrollStarted { uri, expires_in } = session.next(TIMEOUT)? else {
-        return Err(ClientError::Unexpected);
+    let (uri, expires_in) = loop {
+        match session.next(TIMEOUT + Duration::from_secs(600))? {
+            AdminReply::ApproveOnDevice { number, expires_in } => {
+                eprintln!(
+                    "Approve on your phone with number {number:02} (expires in {expires_in} s)..."
+                );
+            }
+            AdminReply::EnrollStarted { uri, expires_in } => break (uri, expires_in),
+            _ => return Err(ClientError::Unexpected),
+        }
     };
     if let Some(qr) = qr_text(&uri) {
         print!("{qr}");
@@ -294,7 +326,7 @@ fn devices(socket: &Path, command: DevicesCommand) -> Result<(), ClientError> {
 }
 
 fn done(socket: &Path, req: AdminRequest) -> Result<(), ClientError> {
-    match client::call(socket, req, TIMEOUT)? {
+    match call_with_progress(socket, req)? {
         AdminReply::Done { message } => {
             println!("{message}");
             Ok(())
