@@ -206,6 +206,33 @@ mod tests {
         assert!(EnrollUri::parse(&u.to_uri().replace("web-1&", "%ZZ&")).is_err());
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// The documented vector (docs/protocol.md, "Enrollment").
+    #[test]
+    fn mac_test_vector() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../testdata/vectors.json")).unwrap();
+        let get = |k: &str| v[k].as_str().unwrap().to_owned();
+        let secret: [u8; 32] = unhex(&get("enroll_secret")).try_into().unwrap();
+        let host_id: [u8; 32] = unhex(&get("host_id")).try_into().unwrap();
+        let pk = unhex(&get("device_public_key"));
+        let (id, name) = (get("enroll_id"), get("enroll_device_name"));
+        assert_eq!(
+            mac_input(&id, &host_id, &pk, &name),
+            unhex(&get("enroll_mac_input"))
+        );
+        assert_eq!(
+            registration_mac(&secret, &id, &host_id, &pk, &name).to_vec(),
+            unhex(&get("enroll_mac"))
+        );
+    }
+
     #[test]
     fn mac_binds_every_field() {
         let (s, id, host, key, name) = ([1u8; 32], "enr", [2u8; 32], [4u8; 65], "phone");
