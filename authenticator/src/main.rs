@@ -56,11 +56,17 @@ enum Command {
         target: Target,
     },
     /// Answer every request that arrives, until interrupted (demos, tests).
+    ///
+    /// A real phone asks the user for the number each time; a watcher that
+    /// approves needs it up front (--number), so it suits demos and tests.
     Watch {
-        /// Approve, with this number (the number shown at the prompt).
-        #[arg(long, conflicts_with = "deny")]
-        approve_with: Option<u8>,
-        /// Deny everything.
+        /// Approve each request (with --number).
+        #[arg(long, conflicts_with = "deny", requires = "number")]
+        approve: bool,
+        /// The number to answer with when approving.
+        #[arg(long)]
+        number: Option<u8>,
+        /// Deny each request.
         #[arg(long)]
         deny: bool,
         /// Stop after answering this many requests.
@@ -121,16 +127,17 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
         Command::Deny { target } => one(target, Decision::Deny, None).await,
         Command::Fraud { target } => one(target, Decision::Fraud, None).await,
         Command::Watch {
-            approve_with,
+            approve,
+            number,
             deny,
             count,
         } => {
-            let decision = match (approve_with, deny) {
-                (Some(_), false) => Decision::Approve,
-                (None, true) => Decision::Deny,
+            let decision = match (approve, deny) {
+                (true, false) => Decision::Approve,
+                (false, true) => Decision::Deny,
                 _ => {
                     return Err(AuthError::Usage(
-                        "watch needs --approve-with NUMBER or --deny".into(),
+                        "watch needs --approve --number N, or --deny".into(),
                     ));
                 }
             };
@@ -141,7 +148,7 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
                     eprintln!("warning: {b}");
                 }
                 for r in &reqs {
-                    answer(r, decision, *approve_with).await?;
+                    answer(r, decision, *number).await?;
                     println!("{:?}: {}", decision, r.describe());
                     answered += 1;
                     if count.is_some_and(|c| answered >= c) {

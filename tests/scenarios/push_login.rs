@@ -416,3 +416,69 @@ fn changing_factors_needs_a_phone_approval_or_a_recovery_code() {
     assert!(ok, "{stderr}");
     assert_eq!(e.status("nobody").devices, 0);
 }
+
+#[test]
+fn the_authenticator_cli_lists_approves_and_watches() {
+    use std::process::Command;
+    let (_relay, e, phone, _) = setup("");
+    let cli = |args: &[&str]| {
+        let out = Command::new(pushmfa_tests::bin("pushmfa-authenticator"))
+            .arg("--store")
+            .arg(phone.store_path())
+            .args(args)
+            .output()
+            .unwrap_or_else(|err| panic!("{err}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, _) = cli(&["pending"]);
+    assert!(ok && out.contains("no pending login requests"), "{out}");
+    let (_, _, err) = cli(&["watch", "--approve"]);
+    assert!(err.contains("--number"), "{err}");
+
+    // `pending` shows the context; `approve --number` answers it.
+    let store = phone.store_path().to_owned();
+    let bin = pushmfa_tests::bin("pushmfa-authenticator");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(Answer::Reply(Box::new(move |prompt: &str| {
+            let run = |args: &[&str]| {
+                Command::new(&bin)
+                    .arg("--store")
+                    .arg(&store)
+                    .args(args)
+                    .output()
+                    .unwrap_or_else(|err| panic!("{err}"))
+            };
+            let listed =
+                String::from_utf8_lossy(&run(&["pending", "--wait", "5"]).stdout).into_owned();
+            assert!(
+                listed.contains("as alice with pushmfa-test from 203.0.113.7"),
+                "{listed}"
+            );
+            let n = number_in(prompt).to_string();
+            assert!(run(&["approve", "--number", &n]).status.success());
+            String::new()
+        })))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+
+    // `watch --deny` answers whatever arrives.
+    let mut watcher = Command::new(pushmfa_tests::bin("pushmfa-authenticator"))
+        .arg("--store")
+        .arg(phone.store_path())
+        .args(["watch", "--deny", "--count", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{err}"));
+    let (code, seen) = e.pam(SVC, "alice").rhost("203.0.113.7").answer("").run();
+    assert_eq!(code, rc::AUTH_ERR, "{seen:?}");
+    let out = watcher
+        .wait_with_output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Deny: "));
+}

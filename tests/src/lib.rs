@@ -99,10 +99,10 @@ pub fn bin(name: &str) -> PathBuf {
     let path = must_exist(build_dir().join(name));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // The sources each binary is built from.
-    let dirs: &[&str] = if name == "pushmfa-relay" {
-        &["relay/src", "protocol/src"]
-    } else {
-        &["helper/src", "protocol/src", "config/src"]
+    let dirs: &[&str] = match name {
+        "pushmfa-relay" => &["relay/src", "protocol/src"],
+        "pushmfa-authenticator" => &["authenticator/src", "protocol/src"],
+        _ => &["helper/src", "protocol/src", "config/src"],
     };
     let sources = dirs
         .iter()
