@@ -468,7 +468,7 @@ fn the_authenticator_cli_lists_approves_and_watches() {
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
 
     // `watch --deny` answers whatever arrives.
-    let mut watcher = Command::new(pushmfa_tests::bin("pushmfa-authenticator"))
+    let watcher = Command::new(pushmfa_tests::bin("pushmfa-authenticator"))
         .arg("--store")
         .arg(phone.store_path())
         .args(["watch", "--deny", "--count", "1"])
