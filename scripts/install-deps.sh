@@ -2,9 +2,10 @@
 # Installs the Debian packages pushmfa builds and tests with, if missing:
 # libpam0g-dev (links the module), pamtester + libpam-wrapper (drive real PAM
 # logins without root or /etc/pam.d edits), libnss-wrapper, util-linux (setpriv),
-# systemd (systemd-socket-activate, to test socket activation).
+# systemd (systemd-socket-activate, to test socket activation), openssh-server,
+# openssh-client and sudo (real logins in a private mount namespace).
 set -euo pipefail
-pkgs=(libpam0g-dev libpam-wrapper libnss-wrapper pamtester util-linux systemd)
+pkgs=(libpam0g-dev libpam-wrapper libnss-wrapper pamtester util-linux systemd openssh-server openssh-client sudo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,7 @@
 
 pub mod pam;
 pub mod push;
+pub mod sshd;
 
 use pushmfa_helper::client;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, UserStatus};
@@ -148,6 +149,8 @@ pub struct TestEnv {
     pub config: PathBuf,
     pub pam_dir: PathBuf,
     helper: Option<Helper>,
+    /// uid and gid the helper runs as (None: as the test, usually root).
+    run_as: Option<(u32, u32)>,
 }
 
 impl TestEnv {
@@ -193,12 +196,48 @@ impl TestEnv {
             config,
             pam_dir,
             helper: None,
+            run_as: None,
         }
+    }
+
+    /// Runs the helper as `uid:gid`, as in production (a dedicated user):
+    /// it owns the state directory and the directory of its socket.
+    pub fn helper_runs_as(&mut self, uid: u32, gid: u32) {
+        let run = self.dir.path().join("run");
+        for d in [&run, &self.state] {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir: {e}"));
+            std::os::unix::fs::chown(d, Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("chown: {e}"));
+        }
+        std::fs::set_permissions(&self.state, std::fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("chmod: {e}"));
+        let socket = run.join("helper.sock");
+        let text = std::fs::read_to_string(&self.config)
+            .unwrap_or_default()
+            .replace(
+                &format!("socket = \"{}\"", self.socket.display()),
+                &format!("socket = \"{}\"", socket.display()),
+            );
+        std::fs::write(&self.config, text).unwrap_or_else(|e| panic!("write config: {e}"));
+        self.socket = socket;
+        self.run_as = Some((uid, gid));
     }
 
     /// Starts pushmfa-helper and waits until it listens (it says so on stderr).
     pub fn start_helper(&mut self) -> &Helper {
-        let mut cmd = Command::new(bin("pushmfa-helper"));
+        let mut cmd = match self.run_as {
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={gid}"),
+                    "--clear-groups",
+                ])
+                .arg(bin("pushmfa-helper"));
+                c
+            }
+            None => Command::new(bin("pushmfa-helper")),
+        };
         cmd.arg("--config").arg(&self.config).arg("--log-stderr");
         self.spawn_helper(cmd, "listening on")
     }
