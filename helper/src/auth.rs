@@ -257,6 +257,17 @@ impl Login<'_> {
 
     /// Logs the decision (never a secret) and sends the verdict.
     pub(crate) async fn finish(&mut self, outcome: Outcome, detail: &str) {
+        self.finish_with(outcome, detail, false).await
+    }
+
+    /// [`Login::finish`], marking a denial made on a device (so the module
+    /// keeps retries in this PAM transaction from pushing again).
+    pub(crate) async fn finish_with(
+        &mut self,
+        outcome: Outcome,
+        detail: &str,
+        denied_on_device: bool,
+    ) {
         let b = &self.begin;
         let line = format!(
             "login user={} service={} rhost={} tty={} ruser={} peer_uid={} peer_pid={} outcome={} ({})",
@@ -277,7 +288,10 @@ impl Login<'_> {
         }
         let _ = self
             .conn
-            .send(&Response::Verdict(Verdict { outcome }))
+            .send(&Response::Verdict(Verdict {
+                outcome,
+                denied_on_device,
+            }))
             .await;
     }
 }

@@ -254,6 +254,19 @@ impl Login<'_> {
         let now = self.ctx.clock.now_unix();
         let mut _slot = None;
         if !decoy {
+            if self.begin.after_denial {
+                // The application retries after a failure (sudo does, up to
+                // three times): a denial on the phone is final for this PAM
+                // transaction, so no second push.
+                self.say_error(MSG_DENIED).await?;
+                self.finish_with(
+                    Outcome::Denied,
+                    "retry after a denial on the phone: not pushed again",
+                    true,
+                )
+                .await;
+                return Ok(PushEnd::Decided);
+            }
             if state.push_muted_until.is_some_and(|t| t > now) {
                 self.ctx.log.warning(&format!(
                     "push skipped user={}: muted after a fraud report",
@@ -287,7 +300,13 @@ impl Login<'_> {
                 }
             }
         }
-        let mode = mode_for(&cfg.modes, &self.begin.service, self.begin.rhost.is_some());
+        // Under PAM_SILENT (sudo's default) an info line would never be
+        // shown: the number must then be in a prompt.
+        let mode = if self.begin.silent {
+            PushMode::Prompt
+        } else {
+            mode_for(&cfg.modes, &self.begin.service, self.begin.rhost.is_some())
+        };
         for round in 0..=cfg.resend {
             if round > 0 && !decoy {
                 let window = Duration::from_secs(u64::from(cfg.rate_limit_window_secs));
@@ -330,7 +349,7 @@ impl Login<'_> {
                 }
                 Waited::Accepted(Decision::Deny, device) => {
                     self.say_error(MSG_DENIED).await?;
-                    self.finish(Outcome::Denied, &format!("denied on device={device}"))
+                    self.finish_with(Outcome::Denied, &format!("denied on device={device}"), true)
                         .await;
                     return Ok(PushEnd::Decided);
                 }

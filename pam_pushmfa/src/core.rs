@@ -77,6 +77,10 @@ pub struct LoginItems {
     pub rhost: Option<String>,
     pub tty: Option<String>,
     pub ruser: Option<String>,
+    /// PAM_SILENT was passed.
+    pub silent: bool,
+    /// An earlier attempt in this PAM transaction was denied on a device.
+    pub after_denial: bool,
 }
 
 /// The module's result, mapped 1:1 to a PAM code in `lib.rs`.
@@ -129,17 +133,28 @@ fn code_for_frame_error(e: &FrameError) -> ModuleCode {
     }
 }
 
-/// Runs one login conversation; returns the code and, on failure, a detail
-/// for the log (never containing what the user typed).
+/// Runs one login conversation; returns the code, on failure a detail for
+/// the log (never containing what the user typed), and whether the user
+/// denied on a device.
 pub fn run_login<C: Conversation, S: Channel>(
     io: &mut C,
     mut chan: S,
     items: &LoginItems,
     opts: &ModuleArgs,
-) -> (ModuleCode, Option<String>) {
-    let fail = |e: FrameError| (code_for_frame_error(&e), Some(format!("helper: {e}")));
+) -> (ModuleCode, Option<String>, bool) {
+    let fail = |e: FrameError| {
+        (
+            code_for_frame_error(&e),
+            Some(format!("helper: {e}")),
+            false,
+        )
+    };
     if let Err(e) = chan.set_timeout(opts.timeout) {
-        return (ModuleCode::AuthinfoUnavail, Some(format!("socket: {e}")));
+        return (
+            ModuleCode::AuthinfoUnavail,
+            Some(format!("socket: {e}")),
+            false,
+        );
     }
     let begin = Request::Begin(Begin {
         user: items.user.clone(),
@@ -147,6 +162,8 @@ pub fn run_login<C: Conversation, S: Channel>(
         rhost: items.rhost.clone(),
         tty: items.tty.clone(),
         ruser: items.ruser.clone(),
+        silent: items.silent,
+        after_denial: items.after_denial,
     });
     if let Err(e) = frame::write_frame(&mut chan, &begin) {
         return fail(e);
@@ -155,7 +172,11 @@ pub fn run_login<C: Conversation, S: Channel>(
     for _ in 0..MAX_STEPS {
         let read_timeout = (opts.timeout + wait).min(MAX_WAIT + opts.timeout);
         if let Err(e) = chan.set_timeout(read_timeout) {
-            return (ModuleCode::AuthinfoUnavail, Some(format!("socket: {e}")));
+            return (
+                ModuleCode::AuthinfoUnavail,
+                Some(format!("socket: {e}")),
+                false,
+            );
         }
         let response: Response = match frame::read_frame(&mut chan) {
             Ok(r) => r,
@@ -163,14 +184,19 @@ pub fn run_login<C: Conversation, S: Channel>(
         };
         let step = match response {
             Response::Step(step) => step,
-            Response::Verdict(v) => return (code_for(&v), None),
+            Response::Verdict(v) => return (code_for(&v), None, v.denied_on_device),
             Response::Refused { message } => {
-                return (ModuleCode::PermDenied, Some(format!("refused: {message}")));
+                return (
+                    ModuleCode::PermDenied,
+                    Some(format!("refused: {message}")),
+                    false,
+                );
             }
             Response::AdminReply(_) => {
                 return (
                     ModuleCode::SystemErr,
                     Some("helper sent an admin reply".into()),
+                    false,
                 );
             }
         };
@@ -180,7 +206,11 @@ pub fn run_login<C: Conversation, S: Channel>(
             Err(ConvError) => {
                 // Tell the helper so it can log it; the login fails either way.
                 let _ = frame::write_frame(&mut chan, &Request::Reply(Reply::ConversationFailed));
-                return (ModuleCode::ConvErr, Some("conversation failed".into()));
+                return (
+                    ModuleCode::ConvErr,
+                    Some("conversation failed".into()),
+                    false,
+                );
             }
         };
         if let Err(e) = frame::write_frame(&mut chan, &Request::Reply(reply)) {
@@ -190,6 +220,7 @@ pub fn run_login<C: Conversation, S: Channel>(
     (
         ModuleCode::SystemErr,
         Some(format!("helper sent more than {MAX_STEPS} steps")),
+        false,
     )
 }
 
@@ -286,6 +317,8 @@ mod tests {
             rhost: None,
             tty: Some("pts/1".into()),
             ruser: None,
+            silent: false,
+            after_denial: false,
         }
     }
 
@@ -327,7 +360,10 @@ mod tests {
     }
 
     fn verdict(outcome: Outcome) -> Vec<u8> {
-        enc(&Response::Verdict(Verdict { outcome }))
+        enc(&Response::Verdict(Verdict {
+            outcome,
+            denied_on_device: false,
+        }))
     }
 
     #[test]
@@ -342,7 +378,7 @@ mod tests {
         ]);
         let mut io = Scripted::default();
         io.answers.push_back(Ok("ABCD-EFGH"));
-        let (code, _) = run_login(&mut io, chan, &items(), &opts());
+        let (code, _, _) = run_login(&mut io, chan, &items(), &opts());
         assert_eq!(code, ModuleCode::Success);
         assert_eq!(
             io.shown,
@@ -364,7 +400,7 @@ mod tests {
         let mut io = Scripted::default();
         let huge: &'static str = Box::leak("é".repeat(40_000).into_boxed_str());
         io.answers.push_back(Ok(huge));
-        let (code, _) = run_login(&mut io, chan, &items(), &opts());
+        let (code, _, _) = run_login(&mut io, chan, &items(), &opts());
         assert_eq!(code, ModuleCode::AuthErr);
         let seen = joined(h);
         assert!(
@@ -383,7 +419,7 @@ mod tests {
             (Outcome::Error, ModuleCode::SystemErr),
         ] {
             let (chan, h) = fake_helper(vec![verdict(o)]);
-            let (code, _) = run_login(&mut Scripted::default(), chan, &items(), &opts());
+            let (code, _, _) = run_login(&mut Scripted::default(), chan, &items(), &opts());
             assert_eq!(code, c, "{o:?}");
             joined(h);
         }
@@ -394,7 +430,7 @@ mod tests {
         let (chan, h) = fake_helper(vec![prompt("Recovery code: "), verdict(Outcome::Success)]);
         let mut io = Scripted::default();
         io.answers.push_back(Err(ConvError));
-        let (code, _) = run_login(&mut io, chan, &items(), &opts());
+        let (code, _, _) = run_login(&mut io, chan, &items(), &opts());
         assert_eq!(code, ModuleCode::ConvErr);
         let seen = joined(h);
         assert_eq!(
@@ -425,7 +461,7 @@ mod tests {
             (admin, ModuleCode::SystemErr),
         ] {
             let (chan, h) = fake_helper(vec![raw]);
-            let (code, _) = run_login(&mut Scripted::default(), chan, &items(), &opts());
+            let (code, _, _) = run_login(&mut Scripted::default(), chan, &items(), &opts());
             assert_eq!(code, want);
             drop(h);
         }
@@ -436,7 +472,7 @@ mod tests {
         let (module_end, helper_end) = pair();
         let start = std::time::Instant::now();
         let chan = HelperStream(module_end);
-        let (code, detail) = run_login(&mut Scripted::default(), chan, &items(), &opts());
+        let (code, detail, _) = run_login(&mut Scripted::default(), chan, &items(), &opts());
         assert_eq!(code, ModuleCode::AuthinfoUnavail);
         assert!(detail.unwrap_or_default().contains("timed out"));
         assert!(start.elapsed() < Duration::from_secs(5));
@@ -449,7 +485,7 @@ mod tests {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         let (module_end, helper_end) = pair();
         drop(helper_end);
-        let (code, _) = run_login(
+        let (code, _, _) = run_login(
             &mut Scripted::default(),
             HelperStream(module_end),
             &items(),
@@ -469,7 +505,7 @@ mod tests {
             })
             .collect();
         let (chan, h) = fake_helper(script);
-        let (code, _) = run_login(&mut Scripted::default(), chan, &items(), &opts());
+        let (code, _, _) = run_login(&mut Scripted::default(), chan, &items(), &opts());
         assert_eq!(code, ModuleCode::SystemErr);
         drop(h);
     }

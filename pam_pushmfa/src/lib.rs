@@ -37,6 +37,9 @@ use pam::module::{PamHandle, PamHooks};
 use std::ffi::CStr;
 use std::os::unix::net::UnixStream;
 
+/// PAM handle data: a device denied an earlier attempt in this transaction.
+const DENIED_KEY: &str = "pushmfa_denied_on_device";
+
 struct PushMfa;
 pam::pam_hooks!(PushMfa);
 
@@ -81,6 +84,9 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> ModuleC
         rhost: item_string::<RHost>(pamh).filter(|s| !s.is_empty()),
         tty: item_string::<Tty>(pamh).filter(|s| !s.is_empty()),
         ruser: item_string::<RUser>(pamh).filter(|s| !s.is_empty()),
+        silent: flags & PAM_SILENT != 0,
+        // SAFETY: this key is only ever set below, always to a Box<bool>.
+        after_denial: unsafe { pamh.get_data::<bool>(DENIED_KEY) }.is_ok_and(|b| *b),
     };
     let conv = match pamh.get_item::<pam::conv::Conv>() {
         Ok(Some(c)) => c,
@@ -103,7 +109,13 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> ModuleC
             return ModuleCode::AuthinfoUnavail;
         }
     };
-    let (code, detail) = core::run_login(&mut io, core::HelperStream(stream), &items, &opts);
+    let (code, detail, denied_on_device) =
+        core::run_login(&mut io, core::HelperStream(stream), &items, &opts);
+    if denied_on_device {
+        // Retries in this PAM transaction (sudo retries up to three times)
+        // must not push again; the helper decides, told by Begin.after_denial.
+        let _ = pamh.set_data(DENIED_KEY, Box::new(true));
+    }
     let line = format!(
         "user={} service={} rhost={} result={code:?}{}",
         items.user,

@@ -150,6 +150,8 @@ mod tests {
             rhost: Some("192.0.2.7".into()),
             tty: None,
             ruser: None,
+            silent: false,
+            after_denial: false,
         })
     }
 
@@ -193,6 +195,8 @@ mod tests {
             rhost: None,
             tty: None,
             ruser: None,
+            silent: false,
+            after_denial: false,
         });
         assert!(matches!(encode(&big), Err(FrameError::TooLarge(_))));
     }

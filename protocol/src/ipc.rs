@@ -33,6 +33,14 @@ pub struct Begin {
     pub rhost: Option<String>,
     pub tty: Option<String>,
     pub ruser: Option<String>,
+    /// The application passed PAM_SILENT: info and error lines are not
+    /// shown, so anything the user must see has to be in a prompt.
+    #[serde(default)]
+    pub silent: bool,
+    /// An earlier attempt in this PAM transaction was denied on a device
+    /// (the application is retrying, as sudo does after a failure).
+    #[serde(default)]
+    pub after_denial: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +107,10 @@ impl Step {
 #[serde(deny_unknown_fields)]
 pub struct Verdict {
     pub outcome: Outcome,
+    /// The user denied on a device: retries in this PAM transaction should
+    /// not push again (the module remembers this in the PAM handle).
+    #[serde(default)]
+    pub denied_on_device: bool,
 }
 
 /// The helper's decision; the module maps it to a PAM return code.
@@ -269,6 +281,7 @@ mod tests {
         }));
         round_trip_resp(Response::Verdict(Verdict {
             outcome: Outcome::MaxTries,
+            denied_on_device: false,
         }));
         round_trip_resp(Response::Refused {
             message: "no".into(),

@@ -91,6 +91,7 @@ fn garbage_oversized_truncated_and_silent_helpers_fail_closed() {
     wrong_version.extend_from_slice(body);
     let truncated = frame::encode(&Response::Verdict(pushmfa_protocol::ipc::Verdict {
         outcome: pushmfa_protocol::ipc::Outcome::Success,
+        denied_on_device: false,
     }))
     .map(|b| b[..b.len() - 3].to_vec())
     .unwrap_or_default();

@@ -60,17 +60,41 @@ fn must_exist(p: PathBuf) -> PathBuf {
 }
 
 /// The built module; `PUSHMFA_MODULE` overrides (e.g. a release build).
+/// `cargo build` leaves one copy in `target/<profile>/` and `cargo test`
+/// another in `deps/`: the newer is used, and it must be newer than its
+/// sources.
 pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("PUSHMFA_MODULE") {
         return must_exist(PathBuf::from(p));
     }
     let dir = build_dir();
-    let top = dir.join("libpam_pushmfa.so");
-    must_exist(if top.exists() {
-        top
-    } else {
-        dir.join("deps/libpam_pushmfa.so")
-    })
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let path = [
+        dir.join("libpam_pushmfa.so"),
+        dir.join("deps/libpam_pushmfa.so"),
+    ]
+    .into_iter()
+    .filter(|p| p.exists())
+    .max_by_key(|p| mtime(p))
+    .unwrap_or_else(|| must_exist(dir.join("deps/libpam_pushmfa.so")));
+    assert_fresh(&path, &["pam_pushmfa/src", "protocol/src"]);
+    path
+}
+
+fn assert_fresh(path: &Path, source_dirs: &[&str]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sources = source_dirs
+        .iter()
+        .filter_map(|d| newest_mtime(&root.join(d)))
+        .max();
+    let built = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    if let (Some(src), Some(exe)) = (sources, built) {
+        assert!(
+            exe >= src,
+            "{} is older than its sources: run `cargo test --workspace` (or `cargo build --workspace` first)",
+            path.display()
+        );
+    }
 }
 
 /// Newest modification time of the files under `dir`.
@@ -98,25 +122,13 @@ pub fn bin(name: &str) -> PathBuf {
         return must_exist(PathBuf::from(dir).join(name));
     }
     let path = must_exist(build_dir().join(name));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // The sources each binary is built from.
     let dirs: &[&str] = match name {
         "pushmfa-relay" => &["relay/src", "protocol/src"],
         "pushmfa-authenticator" => &["authenticator/src", "protocol/src"],
         _ => &["helper/src", "protocol/src", "config/src"],
     };
-    let sources = dirs
-        .iter()
-        .filter_map(|d| newest_mtime(&root.join(d)))
-        .max();
-    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    if let (Some(src), Some(exe)) = (sources, built) {
-        assert!(
-            exe >= src,
-            "{} is older than its sources: run `cargo test --workspace` (or `cargo build --workspace` first)",
-            path.display()
-        );
-    }
+    assert_fresh(&path, dirs);
     path
 }
 

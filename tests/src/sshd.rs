@@ -266,3 +266,74 @@ esac
         took: start.elapsed(),
     }
 }
+
+/// The result of one sudo run.
+pub struct SudoRun {
+    pub status: Option<i32>,
+    pub stdout: String,
+    /// Everything sudo wrote to stderr (prompts included), in order.
+    pub stderr: String,
+}
+
+/// Runs `sudo -S -k CMD` as `user` (real setuid sudo) in a private mount
+/// namespace whose /etc/pam.d/sudo and /etc/sudoers are the test's own.
+/// `act(prompt_number, stdin)` is called at each prompt with the prompt
+/// text so far and writes the user's answer.
+pub fn sudo(
+    dir: &Path,
+    user: &SystemUser,
+    pam_stack: &str,
+    cmd: &str,
+    mut act: impl FnMut(usize, &str, &mut dyn std::io::Write),
+) -> SudoRun {
+    use std::io::Read;
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+    let pam = dir.join("pam-sudo");
+    std::fs::write(&pam, pam_stack).unwrap_or_else(|e| panic!("{e}"));
+    let sudoers = dir.join("sudoers");
+    std::fs::write(
+        &sudoers,
+        format!(
+            "Defaults !lecture\nroot ALL=(ALL) ALL\n{} ALL=(ALL) ALL\n",
+            user.name
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    run(Command::new("chmod").arg("440").arg(&sudoers));
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{}' /etc/pam.d/sudo && mount --bind '{}' /etc/sudoers && exec runuser -u '{}' -- sudo -S -k {cmd}",
+            pam.display(),
+            sudoers.display(),
+            user.name
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("sudo: {e}"));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+    let mut err = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
+    let mut seen = Vec::new();
+    let mut prompts = 0;
+    let mut byte = [0u8; 1];
+    while let Ok(1) = err.read(&mut byte) {
+        seen.push(byte[0]);
+        if seen.ends_with(b": ") {
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            let last = text.rsplit('\n').next().unwrap_or_default().to_owned();
+            if last.ends_with("recovery code): ") || last.ends_with("Recovery code: ") {
+                act(prompts, &last, &mut stdin);
+                prompts += 1;
+            }
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    SudoRun {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&seen).into_owned(),
+    }
+}
