@@ -98,23 +98,8 @@ impl RelayClient {
         token: &str,
         wait: Duration,
     ) -> Result<Option<EnrollmentResult>, RelayError> {
-        let resp = self
-            .http
-            .get(format!(
-                "{}/v1/enrollments/{id}?wait={}",
-                self.base,
-                wait.as_secs()
-            ))
-            .bearer_auth(token)
-            .timeout(wait + self.timeout)
-            .send()
+        self.long_poll(&format!("/v1/enrollments/{id}"), token, wait)
             .await
-            .map_err(unreachable)?;
-        match resp.status() {
-            StatusCode::OK => json(resp).await.map(Some),
-            StatusCode::NO_CONTENT => Ok(None),
-            _ => Err(fail(resp).await),
-        }
     }
 
     pub async fn post_challenge(
@@ -147,13 +132,21 @@ impl RelayClient {
         id: &str,
         wait: Duration,
     ) -> Result<Option<ChallengeResponse>, RelayError> {
+        let path = format!("/v1/channels/{channel}/challenges/{id}/response");
+        self.long_poll(&path, token, wait).await
+    }
+
+    /// GET `path?wait=`: the relay answers 200 with a body as soon as there
+    /// is one, or 204 when `wait` ran out.
+    async fn long_poll<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        wait: Duration,
+    ) -> Result<Option<T>, RelayError> {
         let resp = self
             .http
-            .get(format!(
-                "{}/v1/channels/{channel}/challenges/{id}/response?wait={}",
-                self.base,
-                wait.as_secs()
-            ))
+            .get(format!("{}{path}?wait={}", self.base, wait.as_secs()))
             .bearer_auth(token)
             .timeout(wait + self.timeout)
             .send()
