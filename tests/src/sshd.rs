@@ -84,6 +84,11 @@ impl Drop for Sshd {
 impl Sshd {
     /// Starts sshd for `user` (public key + keyboard-interactive) in `dir`.
     pub fn start(dir: &Path, user: &SystemUser, pam_stack: &str) -> Sshd {
+        Sshd::start_with(dir, user, pam_stack, "publickey,keyboard-interactive")
+    }
+
+    /// Starts sshd with the given `AuthenticationMethods`.
+    pub fn start_with(dir: &Path, user: &SystemUser, pam_stack: &str, methods: &str) -> Sshd {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
         let host_key = dir.join("host_key");
         let user_key = dir.join("user_key");
@@ -113,7 +118,7 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM yes\n\
                  KbdInteractiveAuthentication yes\nPasswordAuthentication no\nPermitRootLogin no\n\
-                 AuthenticationMethods publickey,keyboard-interactive\nAllowUsers {}\n",
+                 AuthenticationMethods {methods}\nAllowUsers {}\n",
                 host_key.display(),
                 dir.join("sshd.pid").display(),
                 user.name

@@ -1,7 +1,7 @@
 //! Benchmarks for docs/benchmarks.md. Build everything in release mode first:
 //!
 //! ```sh
-//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N]|all]
+//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N]|ssh|all]
 //! ```
 //!
 //! Uses the default Argon2id cost (m=19456 KiB, t=2, p=1), real libpam, the
@@ -315,6 +315,75 @@ fn relay_load(n: usize) {
     });
 }
 
+/// ssh with publickey + push (approved as soon as the prompt shows, by the
+/// askpass calling the authenticator CLI) against the same sshd setup with
+/// publickey only: the time pushmfa adds to an ssh login. Root only.
+fn ssh_overhead(runs: usize) {
+    use pushmfa_tests::sshd::{Act, Sshd, SystemUser, ssh};
+    if !pushmfa_tests::is_root() {
+        eprintln!("ssh: needs root (sshd, useradd, mount namespaces)");
+        return;
+    }
+    let helper_user = SystemUser::create("pmfah");
+    let user = SystemUser::create("pmfab");
+    let relay = Relay::start_with(&["--rate-per-sec", "1000000", "--burst", "1000000"]);
+    let mut e = TestEnv::new(&relay_config(
+        &relay.url,
+        "[push]\nrate_limit_count = 1000\n",
+    ));
+    e.helper_runs_as(helper_user.uid, helper_user.gid);
+    e.start_helper();
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, &user.name);
+    let stack = format!(
+        "auth required {} socket={}\naccount required pam_permit.so\nsession required pam_permit.so\n",
+        pushmfa_tests::module_path().display(),
+        e.socket.display()
+    );
+    let auth = pushmfa_tests::bin("pushmfa-authenticator");
+    let with_push = Sshd::start_with(
+        &e.dir.path().join("sshd-push"),
+        &user,
+        &stack,
+        "publickey,keyboard-interactive",
+    );
+    let key_only = Sshd::start_with(&e.dir.path().join("sshd-key"), &user, &stack, "publickey");
+    let measure = |sshd: &Sshd, plan: &[Act]| -> Vec<Duration> {
+        (0..runs + 2)
+            .map(|_| {
+                let r = ssh(
+                    sshd,
+                    &user.name,
+                    &auth,
+                    phone.store_path(),
+                    plan,
+                    &[],
+                    "true",
+                );
+                assert_eq!(r.status, Some(0), "{}", r.stderr);
+                r.took
+            })
+            .skip(2)
+            .collect()
+    };
+    let push = measure(&with_push, &[Act::Approve]);
+    let key = measure(&key_only, &[]);
+    let median = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v[v.len() / 2]
+    };
+    stats("ssh publickey only", key.clone());
+    stats(
+        "ssh publickey + push approved at once (askpass runs the authenticator CLI)",
+        push.clone(),
+    );
+    println!(
+        "ssh: push adds {:.1} ms to the median login",
+        (median(&push).as_secs_f64() - median(&key).as_secs_f64()) * 1e3
+    );
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let n: usize = std::env::args()
@@ -327,6 +396,7 @@ fn main() {
         "concurrent" => concurrent(),
         "push" => push(),
         "relay" => relay_load(n),
+        "ssh" => ssh_overhead(20),
         "all" => {
             argon2();
             login();
