@@ -16,6 +16,24 @@ impl Peer {
     }
 }
 
+/// The OpenSSH connection a PAM caller belongs to: sshd runs each
+/// keyboard-interactive attempt in a child forked from the connection's
+/// monitor process, so retries on one connection share that parent. None
+/// when the caller is not such a child (or /proc cannot tell).
+pub fn sshd_connection(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may contain spaces, so split after ')'.
+    let ppid: i32 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok()?;
+    (comm.trim_end() == "sshd").then_some(ppid)
+}
+
 /// The uid of a user name (NSS), if the user exists.
 pub fn uid_of(name: &str) -> Option<u32> {
     User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())

@@ -119,7 +119,12 @@ pub fn check_answer(
 #[derive(Default)]
 pub struct PushBook {
     users: Mutex<HashMap<String, UserPushes>>,
+    /// (user, sshd connection) whose push was denied on a device.
+    denied_connections: Mutex<HashMap<(String, i32), Instant>>,
 }
+
+/// How long a denial answers retries on the same ssh connection.
+pub const DENIAL_MEMORY: Duration = Duration::from_secs(120);
 
 #[derive(Default)]
 struct UserPushes {
@@ -180,6 +185,23 @@ impl PushBook {
             book: self,
             user: user.to_owned(),
         })
+    }
+
+    /// Remembers a denial on a device for `user` on ssh connection `conn`.
+    pub fn note_denial(&self, user: &str, conn: i32, now: Instant) {
+        if let Ok(mut d) = self.denied_connections.lock() {
+            d.retain(|_, t| now.duration_since(*t) < DENIAL_MEMORY);
+            d.insert((user.to_owned(), conn), now);
+        }
+    }
+
+    /// Whether `user` denied a push on ssh connection `conn` just now.
+    pub fn denied_on_connection(&self, user: &str, conn: i32, now: Instant) -> bool {
+        self.denied_connections
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&(user.to_owned(), conn)).copied())
+            .is_some_and(|t| now.duration_since(t) < DENIAL_MEMORY)
     }
 
     /// Counts one more push for an ongoing login (a resend).
@@ -424,6 +446,23 @@ mod tests {
                 d
             );
         }
+    }
+
+    #[test]
+    fn a_denial_is_remembered_per_user_and_connection() {
+        let book = PushBook::default();
+        let now = Instant::now();
+        book.note_denial("alice", 42, now);
+        assert!(book.denied_on_connection("alice", 42, now + Duration::from_secs(5)));
+        assert!(
+            !book.denied_on_connection("alice", 43, now),
+            "another connection"
+        );
+        assert!(!book.denied_on_connection("bob", 42, now), "another user");
+        assert!(
+            !book.denied_on_connection("alice", 42, now + DENIAL_MEMORY),
+            "forgotten"
+        );
     }
 
     #[test]

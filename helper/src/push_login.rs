@@ -254,10 +254,16 @@ impl Login<'_> {
         let now = self.ctx.clock.now_unix();
         let mut _slot = None;
         if !decoy {
-            if self.begin.after_denial {
-                // The application retries after a failure (sudo does, up to
-                // three times): a denial on the phone is final for this PAM
-                // transaction, so no second push.
+            // The application retries after a failure: sudo on the same PAM
+            // handle (the module tells us), OpenSSH in a new child of the same
+            // connection. A denial on the phone is final for that attempt.
+            let ssh_conn = self.peer.pid.and_then(crate::peer::sshd_connection);
+            let retry_on_ssh = ssh_conn.is_some_and(|c| {
+                self.ctx
+                    .push
+                    .denied_on_connection(&self.begin.user, c, Instant::now())
+            });
+            if self.begin.after_denial || retry_on_ssh {
                 self.say_error(MSG_DENIED).await?;
                 self.finish_with(
                     Outcome::Denied,
@@ -349,6 +355,11 @@ impl Login<'_> {
                 }
                 Waited::Accepted(Decision::Deny, device) => {
                     self.say_error(MSG_DENIED).await?;
+                    if let Some(c) = self.peer.pid.and_then(crate::peer::sshd_connection) {
+                        self.ctx
+                            .push
+                            .note_denial(&self.begin.user, c, Instant::now());
+                    }
                     self.finish_with(Outcome::Denied, &format!("denied on device={device}"), true)
                         .await;
                     return Ok(PushEnd::Decided);

@@ -134,15 +134,29 @@ fn ssh_logins_through_a_real_sshd() {
         &user.name,
         &auth,
         phone.store_path(),
-        &[Act::Deny],
-        &["-o", "NumberOfPasswordPrompts=1"],
+        &[Act::Deny, Act::Deny, Act::Deny],
+        &[],
         cmd,
     );
     assert_eq!(r.status, Some(255), "{}", r.stderr);
     assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
     assert!(r.stdout.is_empty());
+    // The client retries keyboard-interactive (3 tries by default), each in
+    // a new sshd child: the helper recognises the connection, so one push.
+    assert_eq!(
+        r.prompts.len(),
+        1,
+        "pushed again after a denial: {:?}",
+        r.prompts
+    );
+    let log = e.wait_for_log("not pushed again");
+    assert_eq!(
+        log.matches("outcome=denied (denied on device=").count(),
+        1,
+        "{log}"
+    );
     doc.push_str(&transcript(
-        "Denied on the phone",
+        "Denied on the phone (the client's retries push nothing more)",
         &shown,
         &r,
         &["denies on the phone, presses Enter"],
