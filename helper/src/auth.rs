@@ -41,6 +41,8 @@ pub(crate) struct Login<'a> {
     pub(crate) begin: Begin,
     /// None for a name that cannot exist in the store (treated as unknown).
     pub(crate) user: Option<UserName>,
+    /// Under PAM_SILENT, error lines waiting to be shown with the next prompt.
+    held: Vec<String>,
 }
 
 pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
@@ -69,6 +71,7 @@ pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
         peer,
         begin,
         user,
+        held: Vec::new(),
     };
     login.run().await;
 }
@@ -204,8 +207,15 @@ impl Login<'_> {
         echo: bool,
         wait_secs: u32,
     ) -> Result<Zeroizing<String>, End> {
+        // What a silent application would not show goes before the prompt
+        // (as sshd does with held-back messages).
+        let text = if self.held.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{} {text}", std::mem::take(&mut self.held).join(" "))
+        };
         let step = Step::Prompt {
-            text: text.into(),
+            text,
             echo,
             wait_secs,
         };
@@ -229,6 +239,12 @@ impl Login<'_> {
     }
 
     pub(crate) async fn say_error(&mut self, text: &str) -> Result<(), End> {
+        if self.begin.silent {
+            // PAM_SILENT (sudo's default): the application would drop this
+            // line, so it is shown with the next prompt, if there is one.
+            self.held.push(text.to_owned());
+            return Ok(());
+        }
         let step = Step::Error {
             text: text.into(),
             wait_secs: 0,
