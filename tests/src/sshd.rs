@@ -100,11 +100,15 @@ impl Sshd {
         let home = PathBuf::from(format!("/home/{}", user.name));
         let ssh_dir = home.join(".ssh");
         std::fs::create_dir_all(&ssh_dir).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::copy(
-            user_key.with_extension("pub"),
-            ssh_dir.join("authorized_keys"),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        // Appended: several sshd instances may serve one user.
+        let public =
+            std::fs::read(user_key.with_extension("pub")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(ssh_dir.join("authorized_keys"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &public))
+            .unwrap_or_else(|e| panic!("authorized_keys: {e}"));
         run(Command::new("chown")
             .args(["-R", &format!("{}:{}", user.uid, user.gid)])
             .arg(&ssh_dir));
