@@ -1,0 +1,88 @@
+//! The shipped systemd units and pam-auth-update profile.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn packaging(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging")
+        .join(rel)
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(packaging(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// `systemd-analyze security --offline` exposure of a unit file (lower is better).
+fn exposure(unit: &Path) -> Option<f64> {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(unit)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))?;
+    line.split(": ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn units_are_hardened() {
+    for unit in [
+        "systemd/pushmfa-helper.service",
+        "systemd/pushmfa-relay.service",
+    ] {
+        match exposure(&packaging(unit)) {
+            Some(score) => assert!(score <= 2.0, "{unit}: exposure {score} > 2.0"),
+            None => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI needs systemd-analyze (package systemd)"
+                );
+                eprintln!("skipped {unit}: systemd-analyze not available");
+            }
+        }
+    }
+}
+
+#[test]
+fn helper_unit_keeps_what_the_helper_needs() {
+    let unit = read("systemd/pushmfa-helper.service");
+    // SO_PEERCRED must see real uids, and /proc of callers must be readable.
+    assert!(
+        !unit.lines().any(|l| l.starts_with("PrivateUsers=")),
+        "PrivateUsers breaks SO_PEERCRED"
+    );
+    assert!(
+        !unit.lines().any(|l| l.starts_with("ProtectProc=invisible")),
+        "hides sshd's processes"
+    );
+    assert!(unit.contains("User=_pushmfa") && unit.contains("StateDirectory=pushmfa"));
+    assert!(unit.contains("--config /etc/pushmfa/pushmfa.toml"));
+    let socket = read("systemd/pushmfa-helper.socket");
+    assert!(
+        socket.contains("ListenStream=/run/pushmfa/helper.sock")
+            && socket.contains("SocketMode=0666")
+    );
+    // The socket path is the module's default.
+    assert!(socket.contains(pam_pushmfa::args::DEFAULT_SOCKET));
+    let sysusers = read("sysusers/pushmfa.conf");
+    assert!(sysusers.lines().any(|l| l.starts_with("u _pushmfa ")));
+}
+
+#[test]
+fn pam_auth_update_profile_is_off_by_default_and_additional() {
+    let profile = read("pam-configs/pushmfa");
+    assert!(
+        profile.lines().any(|l| l == "Default: no"),
+        "enabling it before users enroll would lock everyone out"
+    );
+    assert!(profile.lines().any(|l| l == "Auth-Type: Additional"));
+    assert!(profile.contains("\t[success=ok default=die]\tpam_pushmfa.so"));
+}
