@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cli_args;
 pub mod client;
 pub mod clock;
 pub mod codes;
@@ -18,6 +19,7 @@ pub mod conn;
 pub mod doctor;
 pub mod enroll;
 pub mod hashing;
+pub mod helper_args;
 pub mod hostkey;
 pub mod log;
 pub mod peer;

@@ -86,3 +86,35 @@ fn pam_auth_update_profile_is_off_by_default_and_additional() {
     assert!(profile.lines().any(|l| l == "Auth-Type: Additional"));
     assert!(profile.contains("\t[success=ok default=die]\tpam_pushmfa.so"));
 }
+
+#[test]
+fn man_pages_are_generated_from_the_code() {
+    let dir = packaging("man");
+    for (name, bytes) in pushmfa_tests::man::pages() {
+        let committed = std::fs::read(dir.join(&name)).unwrap_or_default();
+        assert!(
+            committed == bytes,
+            "packaging/man/{name} is out of date: run `cargo run -p pushmfa-tests --bin pushmfa-man`"
+        );
+    }
+    // They render, and say what they should.
+    let page = String::from_utf8(std::fs::read(dir.join("pushmfa.1")).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(
+        page.contains("enroll") && page.contains("recovery"),
+        "{page}"
+    );
+    let pam = String::from_utf8(std::fs::read(dir.join("pam_pushmfa.8")).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(pam.contains(pam_pushmfa::args::DEFAULT_SOCKET));
+    if let Ok(out) = Command::new("man")
+        .arg("-l")
+        .arg(dir.join("pushmfa-helper.8"))
+        .env("MANPAGER", "cat")
+        .output()
+    {
+        if out.status.success() {
+            assert!(String::from_utf8_lossy(&out.stdout).contains("--config"));
+        }
+    }
+}

@@ -8,33 +8,11 @@ use pushmfa_helper::log::Logger;
 use pushmfa_helper::relay_client::RelayClient;
 use pushmfa_helper::server::{self, Ctx};
 use pushmfa_helper::store::Store;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The pushmfa helper: decides every second-factor login on this host.
-///
-/// The PAM module pam_pushmfa.so and the `pushmfa` CLI connect to its Unix
-/// socket. It runs in the foreground; under systemd it uses the socket
-/// passed by socket activation (LISTEN_FDS), otherwise it binds the
-/// configured path. Decisions are logged to syslog (authpriv).
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Configuration file.
-    #[arg(long, default_value = pushmfa_config::DEFAULT_PATH)]
-    config: PathBuf,
-    /// Listen on this socket instead of helper.socket from the configuration.
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// Also write log lines to stderr.
-    #[arg(long)]
-    log_stderr: bool,
-    /// Check the configuration and the state directory, then exit.
-    #[arg(long)]
-    check: bool,
-}
+use pushmfa_helper::helper_args::*;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -1,119 +1,19 @@
 //! pushmfa: manage pushmfa second factors (talks to pushmfa-helper).
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use pushmfa_config::Config;
 use pushmfa_helper::client::{self, ClientError};
 use pushmfa_helper::doctor::Status;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Proof, UserStatus};
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// Manage pushmfa second factors: recovery codes, status, and health checks.
-///
-/// Every command talks to pushmfa-helper over its socket. Root can act on
-/// any user with --user; other users act on themselves.
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    /// The helper's socket (default: helper.socket from the configuration).
-    #[arg(long, global = true)]
-    socket: Option<PathBuf>,
-    /// Configuration file, to find the socket and for `doctor`.
-    #[arg(long, global = true, default_value = pushmfa_config::DEFAULT_PATH)]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// One-time recovery codes, typed at the login prompt when the phone is not at hand.
-    Recovery {
-        #[command(subcommand)]
-        command: RecoveryCommand,
-    },
-    /// Show enrollment: devices, recovery codes left, failures and lockout.
-    Status {
-        /// The user (root only; default: yourself).
-        #[arg(long)]
-        user: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Clear a user's recovery-code failure counter and lockout (root only).
-    Unlock {
-        #[arg(long)]
-        user: String,
-    },
-    /// Enroll a phone or software authenticator: shows a QR code to scan.
-    ///
-    /// Waits for the device to register (with a countdown), checks that the
-    /// key really came from the device that scanned the code, and shows new
-    /// recovery codes if the user had none. If you are already enrolled you
-    /// are asked for one of your recovery codes first (root is not asked).
-    Enroll {
-        /// The user (root only; default: yourself).
-        #[arg(long)]
-        user: Option<String>,
-    },
-    /// List, remove or rename enrolled devices.
-    Devices {
-        #[command(subcommand)]
-        command: DevicesCommand,
-    },
-    /// Remove all of a user's devices and recovery codes (root only).
-    Reset {
-        #[arg(long)]
-        user: String,
-    },
-    /// Check configuration, permissions, socket and state, and say what to fix.
-    Doctor,
-}
-
-#[derive(Subcommand)]
-enum DevicesCommand {
-    /// List devices.
-    List {
-        #[arg(long)]
-        user: Option<String>,
-    },
-    /// Remove a device, by name or id (you are asked for a recovery code).
-    Remove {
-        device: String,
-        #[arg(long)]
-        user: Option<String>,
-    },
-    /// Rename a device.
-    Rename {
-        device: String,
-        name: String,
-        #[arg(long)]
-        user: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum RecoveryCommand {
-    /// Generate new recovery codes, replacing all old ones, and print them once.
-    ///
-    /// The codes go to standard output, one per line; instructions go to
-    /// standard error. If you already have codes you are asked for one of
-    /// them first (root is not asked).
-    Generate {
-        /// The user (root only; default: yourself).
-        #[arg(long)]
-        user: Option<String>,
-        /// Print JSON: {"user": ..., "codes": [...]}.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+use pushmfa_helper::cli_args::*;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,0 +1,116 @@
+//! Command-line arguments (here so that man pages can be generated from them).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Manage pushmfa second factors: enroll devices, recovery codes, status, health checks.
+///
+/// Every command talks to pushmfa-helper over its socket. Root can act on
+/// any user with --user; other users act on themselves.
+#[derive(Parser)]
+#[command(version)]
+pub struct Cli {
+    /// The helper's socket (default: helper.socket from the configuration).
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    /// Configuration file, to find the socket and for `doctor`.
+    #[arg(long, global = true, default_value = pushmfa_config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// One-time recovery codes, typed at the login prompt when the phone is not at hand.
+    Recovery {
+        #[command(subcommand)]
+        command: RecoveryCommand,
+    },
+    /// Show enrollment: devices, recovery codes left, failures and lockout.
+    Status {
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clear a user's recovery-code failure counter and lockout (root only).
+    Unlock {
+        /// The user to unlock.
+        #[arg(long)]
+        user: String,
+    },
+    /// Enroll a phone or software authenticator: shows a QR code to scan.
+    ///
+    /// Waits for the device to register (with a countdown), checks that the
+    /// key really came from the device that scanned the code, and shows new
+    /// recovery codes if the user had none. If you are already enrolled you
+    /// confirm first with one of your recovery codes or an approval on a
+    /// device you already have (root is not asked).
+    Enroll {
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List, remove or rename enrolled devices.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Remove all of a user's devices and recovery codes (root only).
+    Reset {
+        /// The user to reset.
+        #[arg(long)]
+        user: String,
+    },
+    /// Check configuration, permissions, socket and state, and say what to fix.
+    Doctor,
+}
+
+#[derive(Subcommand)]
+pub enum DevicesCommand {
+    /// List devices.
+    List {
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Remove a device, by name or id. Unless root runs it, you confirm
+    /// with one of your recovery codes or an approval on your phone.
+    Remove {
+        /// The device's name or id (see `pushmfa devices list`).
+        device: String,
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Rename a device.
+    Rename {
+        /// The device's name or id.
+        device: String,
+        /// Its new name (1 to 64 characters).
+        name: String,
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RecoveryCommand {
+    /// Generate new recovery codes, replacing all old ones, and print them once.
+    ///
+    /// The codes go to standard output, one per line; instructions go to
+    /// standard error. If you are already enrolled you confirm first with one
+    /// of your current codes or an approval on your phone (root is not asked).
+    Generate {
+        /// The user (root only; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+        /// Print JSON: {"user": ..., "codes": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,165 @@
+//! Man pages, generated from the code so they stay true: the four
+//! programs from their clap definitions (clap_mangen), pam_pushmfa(8) from
+//! the module's arguments and defaults, pushmfa.toml(5) from the shipped
+//! configuration file. `pushmfa-man DIR` writes them; a test checks that
+//! packaging/man/ is up to date.
+
+use clap::CommandFactory;
+
+/// The page of `cmd`, plus one per subcommand (`name-sub.section`), as the
+/// SUBCOMMANDS list of the main page refers to them.
+fn clap_pages(cmd: clap::Command, name: &str, section: &str) -> Vec<(String, Vec<u8>)> {
+    // clap wants 'static names; a generator can afford to leak a few.
+    let static_name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    let cmd = cmd.name(static_name).bin_name(static_name);
+    let mut pages = Vec::new();
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let sub_name = format!("{name}-{}", sub.get_name());
+        pages.extend(clap_pages(sub.clone(), &sub_name, section));
+    }
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .section(section)
+        .render(&mut out)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    pages.insert(0, (format!("{name}.{section}"), out));
+    pages
+}
+
+fn escape(line: &str) -> String {
+    let l = line.replace('\\', "\\e");
+    if l.starts_with('.') || l.starts_with('\'') {
+        format!("\\&{l}")
+    } else {
+        l
+    }
+}
+
+fn pam_page() -> (String, Vec<u8>) {
+    let secs = pam_pushmfa::args::DEFAULT_TIMEOUT.as_secs();
+    let text = format!(
+        r#".TH PAM_PUSHMFA 8 "" "pushmfa {v}" "Linux-PAM"
+.SH NAME
+pam_pushmfa \- push-approval second factor for PAM
+.SH SYNOPSIS
+.B auth required pam_pushmfa.so
+[\fBsocket=\fIPATH\fR] [\fBtimeout=\fISECS\fR] [\fBdebug\fR]
+.SH DESCRIPTION
+Asks the user's enrolled phone to approve the login (the user types the number shown at the prompt),
+or accepts a one-time recovery code at the same prompt. The module only relays: the decision is made by
+.BR pushmfa-helper (8),
+which verifies every approval against the device key enrolled on this host. The module starts no
+threads, opens no network connection and holds no secrets.
+.SH OPTIONS
+.TP
+.BI socket= PATH
+The helper's socket (default \fI{socket}\fR).
+.TP
+.BI timeout= SECS
+How long to wait for each message from the helper, beyond any wait it announces (1\-600, default {secs}).
+.TP
+.B debug
+Log every result to syslog (authpriv), successes included.
+.PP
+Any other argument makes the module return PAM_SERVICE_ERR and log its name.
+.SH MODULE TYPES PROVIDED
+\fBauth\fR. \fBpam_sm_setcred\fR returns PAM_SUCCESS; account, session and password return PAM_IGNORE
+(no opinion).
+.SH RETURN VALUES
+.TP
+PAM_SUCCESS
+Approved on an enrolled device, or a valid recovery code.
+.TP
+PAM_AUTH_ERR
+Denied or reported on the device, wrong number, wrong recovery code, backoff or lockout.
+.TP
+PAM_MAXTRIES
+Too many wrong recovery codes in this login.
+.TP
+PAM_IGNORE
+The user is not enrolled and the helper's policy is \fBunenrolled = "ignore"\fR (the only case).
+.TP
+PAM_AUTHINFO_UNAVAIL
+The helper is not running, stopped answering, or its state is insecure or corrupt.
+.TP
+PAM_SYSTEM_ERR
+The helper sent something malformed, or failed internally.
+.TP
+PAM_SERVICE_ERR
+Unknown or invalid module argument.
+.TP
+PAM_CONV_ERR
+The application's conversation failed.
+.TP
+PAM_PERM_DENIED
+A non-root program asked to authenticate another user.
+.SH EXAMPLES
+.nf
+# /etc/pam.d/sudo, after the password check
+auth required pam_pushmfa.so
+.fi
+.SH SEE ALSO
+.BR pushmfa (1),
+.BR pushmfa-helper (8),
+.BR pushmfa.toml (5),
+.BR pam.conf (5)
+"#,
+        v = env!("CARGO_PKG_VERSION"),
+        socket = pam_pushmfa::args::DEFAULT_SOCKET,
+    );
+    ("pam_pushmfa.8".into(), text.into_bytes())
+}
+
+fn config_page() -> (String, Vec<u8>) {
+    let mut text = format!(
+        r#".TH PUSHMFA.TOML 5 "" "pushmfa {v}" "File Formats"
+.SH NAME
+pushmfa.toml \- configuration of the pushmfa helper
+.SH DESCRIPTION
+\fI{path}\fR configures
+.BR pushmfa-helper (8).
+It is TOML. Unknown keys are errors, reported with file, line and key. The file must be owned by
+root or the helper's user and must not be writable by group or others.
+.PP
+The file installed by the package lists every option with its default value and what it does:
+.PP
+.nf
+"#,
+        v = env!("CARGO_PKG_VERSION"),
+        path = pushmfa_config::DEFAULT_PATH,
+    );
+    for line in pushmfa_config::SHIPPED_CONFIG.lines() {
+        text.push_str(&escape(line));
+        text.push('\n');
+    }
+    text.push_str(".fi\n.SH SEE ALSO\n.BR pushmfa-helper (8),\n.BR pam_pushmfa (8)\n");
+    ("pushmfa.toml.5".into(), text.into_bytes())
+}
+
+/// Every man page: (file name, contents).
+pub fn pages() -> Vec<(String, Vec<u8>)> {
+    let mut pages = Vec::new();
+    pages.extend(clap_pages(
+        pushmfa_helper::cli_args::Cli::command(),
+        "pushmfa",
+        "1",
+    ));
+    pages.extend(clap_pages(
+        pushmfa_helper::helper_args::Args::command(),
+        "pushmfa-helper",
+        "8",
+    ));
+    pages.extend(clap_pages(
+        pushmfa_relay::args::Args::command(),
+        "pushmfa-relay",
+        "8",
+    ));
+    pages.extend(clap_pages(
+        pushmfa_authenticator::args::Cli::command(),
+        "pushmfa-authenticator",
+        "1",
+    ));
+    pages.push(pam_page());
+    pages.push(config_page());
+    pages
+}
