@@ -72,7 +72,7 @@ fn helper_unit_keeps_what_the_helper_needs() {
     );
     // The socket path is the module's default.
     assert!(socket.contains(pam_pushmfa::args::DEFAULT_SOCKET));
-    let sysusers = read("sysusers/pushmfa.conf");
+    let sysusers = read("systemd/pushmfa.sysusers");
     assert!(sysusers.lines().any(|l| l.starts_with("u _pushmfa ")));
 }
 
