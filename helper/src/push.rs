@@ -132,6 +132,24 @@ struct UserPushes {
     sent: VecDeque<Instant>,
 }
 
+impl UserPushes {
+    /// Counts one push if fewer than `limit` were sent within `window`.
+    fn count_push(&mut self, limit: usize, window: Duration, now: Instant) -> bool {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            self.sent.pop_front();
+        }
+        if self.sent.len() >= limit {
+            return false;
+        }
+        self.sent.push_back(now);
+        true
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blocked {
     Outstanding,
@@ -169,17 +187,9 @@ impl PushBook {
         if u.outstanding {
             return Err(Blocked::Outstanding);
         }
-        while u
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            u.sent.pop_front();
-        }
-        if u.sent.len() >= limit {
+        if !u.count_push(limit, window, now) {
             return Err(Blocked::RateLimited);
         }
-        u.sent.push_back(now);
         u.outstanding = true;
         Ok(PushSlot {
             book: self,
@@ -209,19 +219,10 @@ impl PushBook {
         let Ok(mut users) = self.users.lock() else {
             return false;
         };
-        let u = users.entry(user.to_owned()).or_default();
-        while u
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            u.sent.pop_front();
-        }
-        if u.sent.len() >= limit {
-            return false;
-        }
-        u.sent.push_back(now);
-        true
+        users
+            .entry(user.to_owned())
+            .or_default()
+            .count_push(limit, window, now)
     }
 }
 

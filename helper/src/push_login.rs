@@ -246,18 +246,26 @@ pub(crate) async fn await_answer(
 
 impl Login<'_> {
     pub(crate) async fn push(&mut self, state: &UserState) -> Result<PushEnd, End> {
-        let cfg = self.ctx.cfg.push.clone();
-        let devices = state.devices.clone();
+        // `ctx` is a shared reference of its own: borrowing the config through
+        // it (not through `self`) avoids cloning it on every login.
+        let ctx = self.ctx;
+        let cfg = &ctx.cfg.push;
+        let devices = &state.devices;
         // Users without devices (unknown, unenrolled, codes only) get the same
         // prompt with a decoy number and no push, so prompts reveal nothing.
         let decoy = devices.is_empty();
         let now = self.ctx.clock.now_unix();
         let mut _slot = None;
+        // The sshd connection of this caller, if any (read from /proc once).
+        let ssh_conn = if decoy {
+            None
+        } else {
+            self.peer.pid.and_then(crate::peer::sshd_connection)
+        };
         if !decoy {
             // The application retries after a failure: sudo on the same PAM
             // handle (the module tells us), OpenSSH in a new child of the same
             // connection. A denial on the phone is final for that attempt.
-            let ssh_conn = self.peer.pid.and_then(crate::peer::sshd_connection);
             let retry_on_ssh = ssh_conn.is_some_and(|c| {
                 self.ctx
                     .push
@@ -337,7 +345,7 @@ impl Login<'_> {
             let mut pollers = JoinSet::new();
             if !decoy {
                 match self
-                    .post_everywhere(&issued, &devices, &tx, &mut pollers)
+                    .post_everywhere(&issued, devices, &tx, &mut pollers)
                     .await
                 {
                     Ok(()) => {}
@@ -345,7 +353,7 @@ impl Login<'_> {
                 }
             }
             drop(tx);
-            let waited = self.show_and_wait(mode, &mut issued, &devices, rx).await?;
+            let waited = self.show_and_wait(mode, &mut issued, devices, rx).await?;
             pollers.abort_all();
             match waited {
                 Waited::Accepted(Decision::Approve, device) => {
@@ -355,7 +363,7 @@ impl Login<'_> {
                 }
                 Waited::Accepted(Decision::Deny, device) => {
                     self.say_error(MSG_DENIED).await?;
-                    if let Some(c) = self.peer.pid.and_then(crate::peer::sshd_connection) {
+                    if let Some(c) = ssh_conn {
                         self.ctx
                             .push
                             .note_denial(&self.begin.user, c, Instant::now());
