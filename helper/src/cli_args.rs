@@ -67,6 +67,29 @@ pub enum Command {
     },
     /// Check configuration, permissions, socket and state, and say what to fix.
     Doctor,
+    /// Point this host at a push relay (or back to recovery codes only).
+    ///
+    /// Edits the configuration file (--config) in place, keeping its
+    /// comments, and refuses any change that would not load. It then checks
+    /// that the relay answers and, when systemd runs the helper, restarts it
+    /// so the change takes effect. Run it as root.
+    #[command(group(
+        clap::ArgGroup::new("change")
+            .required(true)
+            .multiple(true)
+            .args(["relay_url", "no_relay", "host_name"])
+    ))]
+    Configure {
+        /// The relay's URL, for example https://relay.example.org.
+        #[arg(long, value_name = "URL", conflicts_with = "no_relay")]
+        relay_url: Option<String>,
+        /// No push backend: recovery codes only.
+        #[arg(long)]
+        no_relay: bool,
+        /// The host name shown on the phone (default: this machine's host name).
+        #[arg(long, value_name = "NAME")]
+        host_name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -15,6 +15,7 @@ pub mod cli_args;
 pub mod client;
 pub mod clock;
 pub mod codes;
+pub mod configure;
 pub mod conn;
 pub mod doctor;
 pub mod enroll;

@@ -77,3 +77,86 @@ fn doctor_reports_a_healthy_install() {
         "{text}"
     );
 }
+
+fn configure(e: &TestEnv, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin("pushmfa"))
+        .arg("--config")
+        .arg(&e.config)
+        .arg("configure")
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn configure_points_the_helper_at_a_relay_in_one_command() {
+    use pushmfa_protocol::signed::Decision;
+    use pushmfa_tests::push::{Phone, Relay, number_in};
+    let relay = Relay::start();
+    let mut e = TestEnv::new("");
+    let (ok, out) = configure(&e, &["--relay-url", &relay.url, "--host-name", "db1"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("The relay at {} answers.", relay.url)),
+        "{out}"
+    );
+
+    // The helper uses it: a push login approved on an enrolled phone.
+    e.start_helper();
+    e.service("pushmfa-test", "");
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, "alice");
+    let dir = phone.store_path().to_owned();
+    let (code, seen) = e
+        .pam("pushmfa-test", "alice")
+        .tty("pts/1")
+        .on_info(move |text| {
+            Phone { dir: dir.clone() }.decide(Decision::Approve, Some(number_in(text)))
+        })
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    let log = e.wait_for_log("outcome=success");
+    assert!(log.contains("method=push"), "{log}");
+}
+
+#[test]
+fn configure_warns_about_a_silent_relay_and_refuses_bad_urls() {
+    let e = TestEnv::new("");
+    let before = std::fs::read_to_string(&e.config).unwrap_or_else(|err| panic!("{err}"));
+    // A port nothing listens on: written, with a warning.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|err| panic!("{err}"));
+    let dead = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|err| panic!("{err}"))
+    );
+    drop(listener);
+    let (ok, out) = configure(&e, &["--relay-url", &dead]);
+    assert!(ok, "{out}");
+    assert!(out.contains("does not answer yet"), "{out}");
+
+    let written = std::fs::read_to_string(&e.config).unwrap_or_else(|err| panic!("{err}"));
+    for (args, expect) in [
+        (&["--relay-url", "relay.example.org"][..], "backend.url"),
+        (&[][..], "required"),
+        (
+            &["--relay-url", "https://r", "--no-relay"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let (ok, out) = configure(&e, args);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(out.contains(expect), "{args:?}: {out}");
+        assert_eq!(
+            std::fs::read_to_string(&e.config).unwrap_or_else(|err| panic!("{err}")),
+            written,
+            "{args:?} changed the file"
+        );
+    }
+    assert_ne!(before, written);
+}

@@ -32,6 +32,18 @@ fn main() -> ExitCode {
         Command::Devices { command } => devices(&socket, command),
         Command::Reset { user } => done(&socket, AdminRequest::Reset { user }),
         Command::Doctor => return doctor(&cli.config, cli.socket.as_deref()),
+        Command::Configure {
+            relay_url,
+            no_relay,
+            host_name,
+        } => {
+            let changes = pushmfa_config::edit::Changes {
+                relay_url,
+                no_relay,
+                host_name,
+            };
+            return configure(&cli.config, &changes);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -325,6 +337,38 @@ fn utc(t: u64) -> String {
 
 fn unlock(socket: &Path, user: String) -> Result<(), ClientError> {
     done(socket, AdminRequest::Unlock { user })
+}
+
+fn configure(config: &Path, changes: &pushmfa_config::edit::Changes) -> ExitCode {
+    if let Err(e) = pushmfa_helper::configure::edit_file(config, changes) {
+        eprintln!("pushmfa: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("Updated {}.", config.display());
+    if let Some(url) = &changes.relay_url {
+        let url = url.trim_end_matches('/');
+        match pushmfa_helper::configure::probe_relay(url, Duration::from_secs(5)) {
+            Ok(()) => println!("The relay at {url} answers."),
+            Err(e) => println!(
+                "warning: the relay at {url} does not answer yet ({e}); logins ask for a recovery code until it does, see [policy] failmode"
+            ),
+        }
+    }
+    // Socket activation starts the helper on the next login; a running one must restart.
+    if Path::new("/run/systemd/system").is_dir() {
+        let status = std::process::Command::new("systemctl")
+            .args(["try-restart", "pushmfa-helper.service"])
+            .status();
+        match status {
+            Ok(s) if s.success() => println!("Restarted pushmfa-helper (if it was running)."),
+            _ => println!(
+                "warning: could not restart pushmfa-helper; run: systemctl restart pushmfa-helper.service"
+            ),
+        }
+    } else {
+        println!("Restart pushmfa-helper, if it is running, for the change to take effect.");
+    }
+    ExitCode::SUCCESS
 }
 
 fn doctor(config: &Path, socket: Option<&Path>) -> ExitCode {

@@ -1,0 +1,130 @@
+//! `pushmfa configure`: changes the configuration file in place (comments
+//! kept), refusing any result that would not load, and replaces it
+//! atomically with the same owner and mode.
+
+use pushmfa_config::edit::{self, Changes};
+use pushmfa_config::{OpenError, SHIPPED_CONFIG, open_secure_file};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+/// Edits `path` (created from the shipped file if missing). Returns the new text.
+pub fn edit_file(path: &Path, changes: &Changes) -> Result<String, String> {
+    let shown = path.display();
+    let (text, owner, mode) = match open_secure_file(path, 0) {
+        Ok(mut f) => {
+            let meta = f.metadata().map_err(|e| format!("{shown}: {e}"))?;
+            let mut text = String::new();
+            f.read_to_string(&mut text)
+                .map_err(|e| format!("cannot read {shown}: {e}"))?;
+            (text, Some((meta.uid(), meta.gid())), meta.mode() & 0o7777)
+        }
+        Err(OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+            (SHIPPED_CONFIG.to_owned(), None, 0o644)
+        }
+        Err(OpenError::Io(e)) => return Err(format!("cannot read {shown}: {e}")),
+        Err(OpenError::Insecure(why)) => {
+            return Err(format!("refusing to edit {shown}: {why}"));
+        }
+    };
+    let new = edit::apply(&text, changes, path).map_err(|e| format!("{shown}: {e}"))?;
+    if new != text {
+        replace(path, &new, owner, mode).map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+                " (run it as root)"
+            } else {
+                ""
+            };
+            format!("cannot write {shown}: {e}{hint}")
+        })?;
+    }
+    Ok(new)
+}
+
+/// temp file (same directory, same owner and mode) -> fsync -> rename -> fsync directory.
+fn replace(path: &Path, text: &str, owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.pushmfa-{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
+        // create_new's mode is masked by the umask; the old mode is kept exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// GET <url>/healthz: whether the relay answers, in words.
+pub fn probe_relay(url: &str, timeout: Duration) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let client = crate::relay_client::RelayClient::new(url, timeout).map_err(|e| e.to_string())?;
+    rt.block_on(async { tokio::time::timeout(timeout, client.health()).await })
+        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_in_place_keeping_mode_and_creates_from_the_shipped_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pushmfa.toml");
+        edit_file(&path, &Changes::relay("https://r.example")).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("url = \"https://r.example\""));
+        assert!(text.contains("# Every option is listed here"));
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o644);
+
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        edit_file(&path, &Changes::relay("https://s.example")).unwrap();
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains("https://s.example")
+        );
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_bad_results_and_insecure_files_and_leaves_them_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pushmfa.toml");
+        fs::write(&path, "[push]\nttl_secs = 1\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = edit_file(&path, &Changes::relay("https://r.example")).unwrap_err();
+        assert!(e.contains("ttl_secs"), "{e}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "[push]\nttl_secs = 1\n");
+
+        fs::write(&path, "").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let e = edit_file(&path, &Changes::relay("https://r.example")).unwrap_err();
+        assert!(e.contains("refusing to edit"), "{e}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+    }
+}
