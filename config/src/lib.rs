@@ -9,6 +9,7 @@
 )]
 
 pub mod edit;
+pub mod relay;
 pub mod secure;
 
 pub use secure::{
@@ -289,53 +290,13 @@ impl Config {
     /// (a symlink, not regular, writable by group/others, or owned by anyone
     /// but root or `trusted_uid`).
     pub fn load(path: &Path, trusted_uid: u32) -> Result<Config, ConfigError> {
-        let file = open_secure_file(path, trusted_uid).map_err(|e| match e {
-            secure::OpenError::Io(error) => ConfigError::Io {
-                path: path.to_owned(),
-                error,
-            },
-            secure::OpenError::Insecure(reason) => ConfigError::Insecure {
-                path: path.to_owned(),
-                reason,
-            },
-        })?;
-        let mut text = String::new();
-        file.take(MAX_CONFIG_LEN + 1)
-            .read_to_string(&mut text)
-            .map_err(|error| ConfigError::Io {
-                path: path.to_owned(),
-                error,
-            })?;
-        if text.len() as u64 > MAX_CONFIG_LEN {
-            return Err(ConfigError::TooLarge {
-                path: path.to_owned(),
-            });
-        }
-        Config::parse(&text, path)
+        Config::parse(&read_config(path, trusted_uid)?, path)
     }
 
     /// Parses and validates TOML text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            ConfigError::Invalid {
-                path: path.to_owned(),
-                line,
-                column,
-                key: backticked(e.message()),
-                message: e.message().trim().to_owned(),
-            }
-        })?;
-        config.validate().map_err(|(section, key, message)| {
-            let (line, column) = locate_key(text, section, key);
-            ConfigError::Invalid {
-                path: path.to_owned(),
-                line,
-                column,
-                key: Some(format!("{section}.{key}")),
-                message,
-            }
-        })?;
+        let config: Config = from_toml(text, path)?;
+        config.validate().map_err(|e| invalid_key(text, path, e))?;
         Ok(config)
     }
 
@@ -499,6 +460,67 @@ fn backticked(message: &str) -> Option<String> {
 
 /// Where `key` is set inside `[section]` (1-based), or (1, 1) if the value
 /// came from a default.
+/// Reads a configuration file that passes the ownership and mode checks.
+fn read_config(path: &Path, trusted_uid: u32) -> Result<String, ConfigError> {
+    let file = open_secure_file(path, trusted_uid).map_err(|e| match e {
+        secure::OpenError::Io(error) => ConfigError::Io {
+            path: path.to_owned(),
+            error,
+        },
+        secure::OpenError::Insecure(reason) => ConfigError::Insecure {
+            path: path.to_owned(),
+            reason,
+        },
+    })?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_string(&mut text)
+        .map_err(|error| ConfigError::Io {
+            path: path.to_owned(),
+            error,
+        })?;
+    if text.len() as u64 > MAX_CONFIG_LEN {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(text)
+}
+
+/// Deserializes TOML; syntax errors, unknown keys and wrong types name their line.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            key: backticked(e.message()),
+            message: e.message().trim().to_owned(),
+        }
+    })
+}
+
+/// A value that parsed but is out of range, located in the text.
+fn invalid_key(
+    text: &str,
+    path: &Path,
+    (section, key, message): (&str, &str, String),
+) -> ConfigError {
+    let (line, column) = locate_key(text, section, key);
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        key: Some(if section.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{section}.{key}")
+        }),
+        message,
+    }
+}
+
 fn locate_key(text: &str, section: &str, key: &str) -> (usize, usize) {
     let mut current = String::new();
     for (i, raw) in text.lines().enumerate() {

@@ -1,6 +1,7 @@
 //! Command-line arguments (here so that man pages can be generated from them).
 
 use clap::Parser;
+use pushmfa_config::relay::RelayFile;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -12,20 +13,50 @@ use std::path::PathBuf;
 /// delay or drop a login but never approve one. Device channels persist in
 /// --data; pending challenges and enrollment slots live in memory and expire.
 /// Serve it behind a TLS-terminating proxy when it is reachable from phones.
+///
+/// Settings come from the command line, then --config, then the defaults.
 #[derive(Parser)]
 #[command(version)]
 pub struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8480")]
-    pub listen: SocketAddr,
+    /// Configuration file (the package's unit uses /etc/pushmfa-relay/relay.toml).
+    /// Without it, only the command line and the defaults count.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8480].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// Directory for device channels (created if missing). Without it,
     /// channels are lost on restart and devices must enroll again.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Requests per second allowed per token (sustained).
-    #[arg(long, default_value_t = 20.0)]
-    pub rate_per_sec: f64,
-    /// Requests a token may burst above that rate.
-    #[arg(long, default_value_t = 100.0)]
-    pub burst: f64,
+    /// Requests per second allowed per token (sustained) [default: 20].
+    #[arg(long)]
+    pub rate_per_sec: Option<f64>,
+    /// Requests a token may burst above that rate [default: 100].
+    #[arg(long)]
+    pub burst: Option<f64>,
+}
+
+impl Args {
+    /// The settings in effect: each command-line option over the file's value.
+    pub fn settings(&self) -> Result<RelayFile, String> {
+        let mut s = match &self.config {
+            Some(path) => RelayFile::load(path).map_err(|e| e.to_string())?,
+            None => RelayFile::default(),
+        };
+        if let Some(v) = self.listen {
+            s.listen = v;
+        }
+        if let Some(v) = &self.data {
+            s.data = v.clone();
+        }
+        if let Some(v) = self.rate_per_sec {
+            s.rate_per_sec = v;
+        }
+        if let Some(v) = self.burst {
+            s.burst = v;
+        }
+        s.check()?;
+        Ok(s)
+    }
 }

@@ -8,7 +8,13 @@ use std::sync::Arc;
 use pushmfa_relay::args::*;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::parse().settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pushmfa-relay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -21,7 +27,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let relay = match Relay::open(RelayConfig {
-            data_dir: args.data.clone(),
+            data_dir: (!args.data.as_os_str().is_empty()).then(|| args.data.clone()),
             rate_per_sec: args.rate_per_sec,
             burst: args.burst,
             ..RelayConfig::default()

@@ -160,3 +160,38 @@ fn configure_warns_about_a_silent_relay_and_refuses_bad_urls() {
     }
     assert_ne!(before, written);
 }
+
+#[test]
+fn relay_reads_its_config_file_and_refuses_a_bad_one() {
+    use pushmfa_tests::push::Relay;
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+    let file = dir.path().join("relay.toml");
+    let data = dir.path().join("channels");
+    std::fs::write(
+        &file,
+        format!("listen = \"127.0.0.1:1\"\ndata = \"{}\"\n", data.display()),
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    // --listen on the command line wins over the file's port 1.
+    let relay = Relay::start_with(&["--config", &file.to_string_lossy()]);
+    assert!(!relay.url.ends_with(":1"), "{}", relay.url);
+    assert!(
+        data.is_dir(),
+        "the data directory from the file was not used"
+    );
+    drop(relay);
+
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nrate_per_sec = -1.0\n")
+        .unwrap_or_else(|err| panic!("{err}"));
+    let out = Command::new(bin("pushmfa-relay"))
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("relay.toml:2:1: key `rate_per_sec`: must be above 0"),
+        "{err}"
+    );
+}

@@ -76,6 +76,40 @@ fn helper_unit_keeps_what_the_helper_needs() {
     assert!(sysusers.lines().any(|l| l.starts_with("u _pushmfa ")));
 }
 
+/// The arguments of a unit's `ExecStart=` line.
+fn exec_start(unit: &str) -> Vec<String> {
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap_or_else(|| panic!("no ExecStart= in {unit}"));
+    line.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn units_start_the_binaries_with_arguments_they_accept() {
+    use clap::Parser;
+    let helper = exec_start(&read("systemd/pushmfa-helper.service"));
+    assert_eq!(helper[0], "/usr/libexec/pushmfa/pushmfa-helper");
+    let args = pushmfa_helper::helper_args::Args::try_parse_from(&helper)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(args.config, Path::new(pushmfa_config::DEFAULT_PATH));
+
+    let unit = read("systemd/pushmfa-relay.service");
+    let relay = exec_start(&unit);
+    assert_eq!(relay[0], "/usr/bin/pushmfa-relay");
+    let args = pushmfa_relay::args::Args::try_parse_from(&relay).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        args.config.as_deref(),
+        Some(Path::new(pushmfa_config::relay::RELAY_DEFAULT_PATH))
+    );
+    // Channels go to the unit's state directory, the only writable place.
+    assert_eq!(
+        args.data.as_deref(),
+        Some(Path::new("/var/lib/pushmfa-relay"))
+    );
+    assert!(unit.contains("StateDirectory=pushmfa-relay\n"));
+}
+
 #[test]
 fn pam_auth_update_profile_is_off_by_default_and_additional() {
     let profile = read("pam-configs/pushmfa");

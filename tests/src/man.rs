@@ -110,30 +110,64 @@ auth required pam_pushmfa.so
     ("pam_pushmfa.8".into(), text.into_bytes())
 }
 
-fn config_page() -> (String, Vec<u8>) {
+/// A configuration file's page: its description, then the shipped file,
+/// which lists every option with its default.
+fn config_page(
+    name: &str,
+    path: &str,
+    shipped: &str,
+    what: &str,
+    rules: &str,
+    see: &[&str],
+) -> (String, Vec<u8>) {
+    let upper = name.to_uppercase();
     let mut text = format!(
-        r#".TH PUSHMFA.TOML 5 "" "pushmfa {v}" "File Formats"
+        r#".TH {upper} 5 "" "pushmfa {v}" "File Formats"
 .SH NAME
-pushmfa.toml \- configuration of the pushmfa helper
+{name} \- configuration of {what}
 .SH DESCRIPTION
-\fI{path}\fR configures
-.BR pushmfa-helper (8).
-It is TOML. Unknown keys are errors, reported with file, line and key. The file must be owned by
-root or the helper's user and must not be writable by group or others.
+\fI{path}\fR configures {what}.
+It is TOML. Unknown keys are errors, reported with file, line and key. {rules}
 .PP
 The file installed by the package lists every option with its default value and what it does:
 .PP
 .nf
 "#,
         v = env!("CARGO_PKG_VERSION"),
-        path = pushmfa_config::DEFAULT_PATH,
     );
-    for line in pushmfa_config::SHIPPED_CONFIG.lines() {
+    for line in shipped.lines() {
         text.push_str(&escape(line));
         text.push('\n');
     }
-    text.push_str(".fi\n.SH SEE ALSO\n.BR pushmfa-helper (8),\n.BR pam_pushmfa (8)\n");
-    ("pushmfa.toml.5".into(), text.into_bytes())
+    text.push_str(".fi\n.SH SEE ALSO\n");
+    for (i, page) in see.iter().enumerate() {
+        let (n, sec) = page.split_once('.').unwrap_or((page, "8"));
+        let comma = if i + 1 < see.len() { "," } else { "" };
+        text.push_str(&format!(".BR {n} ({sec}){comma}\n"));
+    }
+    (format!("{name}.5"), text.into_bytes())
+}
+
+fn helper_config_page() -> (String, Vec<u8>) {
+    config_page(
+        "pushmfa.toml",
+        pushmfa_config::DEFAULT_PATH,
+        pushmfa_config::SHIPPED_CONFIG,
+        "the pushmfa helper, pushmfa-helper(8)",
+        "The file must be owned by root or the helper's user and must not be writable by group or others.",
+        &["pushmfa-helper.8", "pam_pushmfa.8"],
+    )
+}
+
+fn relay_config_page() -> (String, Vec<u8>) {
+    config_page(
+        "pushmfa-relay.toml",
+        pushmfa_config::relay::RELAY_DEFAULT_PATH,
+        pushmfa_config::relay::SHIPPED_RELAY_CONFIG,
+        "the pushmfa push relay, pushmfa-relay(8)",
+        "Options given on the relay's command line override it. The file must be owned by root or the relay's user and must not be writable by group or others.",
+        &["pushmfa-relay.8"],
+    )
 }
 
 /// Every man page: (file name, contents).
@@ -160,6 +194,7 @@ pub fn pages() -> Vec<(String, Vec<u8>)> {
         "1",
     ));
     pages.push(pam_page());
-    pages.push(config_page());
+    pages.push(helper_config_page());
+    pages.push(relay_config_page());
     pages
 }
