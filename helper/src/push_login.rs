@@ -201,6 +201,64 @@ pub(crate) async fn post_everywhere(
     }
 }
 
+/// Takes a challenge back from every device's channel when the login step
+/// ends without it (a recovery code typed, an answer from another device,
+/// the conversation aborted), so phones stop offering a request nobody
+/// waits for. Runs on drop, so every exit path is covered; best effort.
+pub(crate) struct Withdraw {
+    relay: Option<crate::relay_client::RelayClient>,
+    log: std::sync::Arc<crate::log::Logger>,
+    user: String,
+    id: String,
+    channels: Vec<(String, String)>,
+}
+
+impl Withdraw {
+    pub(crate) fn new(ctx: &Ctx, issued: &Issued, devices: &[Device], decoy: bool) -> Withdraw {
+        Withdraw {
+            relay: if decoy { None } else { ctx.relay.clone() },
+            log: ctx.log.clone(),
+            user: issued.challenge.context.user.clone(),
+            id: B64.encode(issued.challenge.id),
+            channels: devices
+                .iter()
+                .map(|d| (d.channel_id.clone(), d.channel_token.clone()))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn disarm(&mut self) {
+        self.relay = None;
+    }
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        let Some(relay) = self.relay.take() else {
+            return;
+        };
+        let (id, channels) = (
+            std::mem::take(&mut self.id),
+            std::mem::take(&mut self.channels),
+        );
+        let (log, user) = (self.log.clone(), std::mem::take(&mut self.user));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut failed = 0;
+                for (channel, token) in &channels {
+                    if relay.withdraw_challenge(channel, token, &id).await.is_err() {
+                        failed += 1;
+                    }
+                }
+                log.debug(&format!(
+                    "push request withdrawn user={user} devices={} failed={failed}",
+                    channels.len()
+                ));
+            });
+        }
+    }
+}
+
 /// Waits for the first acceptable answer until the challenge's deadline.
 /// Bad answers are logged loudly and ignored: a relay can only delay.
 pub(crate) async fn await_answer(
@@ -353,8 +411,13 @@ impl Login<'_> {
                 }
             }
             drop(tx);
+            let mut withdraw = Withdraw::new(self.ctx, &issued, devices, decoy);
             let waited = self.show_and_wait(mode, &mut issued, devices, rx).await?;
             pollers.abort_all();
+            if matches!(waited, Waited::TimedOut) {
+                // Expired at the relay too: nothing to take back.
+                withdraw.disarm();
+            }
             match waited {
                 Waited::Accepted(Decision::Approve, device) => {
                     self.finish(Outcome::Success, &format!("method=push device={device}"))

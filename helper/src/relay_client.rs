@@ -176,9 +176,29 @@ impl RelayClient {
     }
 
     pub async fn delete_channel(&self, channel: &str, token: &str) -> Result<(), RelayError> {
+        self.delete(&format!("{}/v1/channels/{channel}", self.base), token)
+            .await
+    }
+
+    /// Takes a pending challenge back; one already gone counts as done.
+    pub async fn withdraw_challenge(
+        &self,
+        channel: &str,
+        token: &str,
+        id: &str,
+    ) -> Result<(), RelayError> {
+        self.delete(
+            &format!("{}/v1/channels/{channel}/challenges/{id}", self.base),
+            token,
+        )
+        .await
+    }
+
+    /// DELETE: 2xx or 404 (already gone) is success.
+    async fn delete(&self, url: &str, token: &str) -> Result<(), RelayError> {
         let resp = self
             .http
-            .delete(format!("{}/v1/channels/{channel}", self.base))
+            .delete(url)
             .bearer_auth(token)
             .timeout(self.timeout)
             .send()

@@ -226,6 +226,10 @@ pub fn router(relay: Arc<Relay>) -> Router {
             post(post_challenge).get(list_challenges),
         )
         .route(
+            "/v1/channels/{channel}/challenges/{id}",
+            axum::routing::delete(withdraw_challenge),
+        )
+        .route(
             "/v1/channels/{channel}/challenges/{id}/response",
             post(post_response).get(wait_response),
         )
@@ -489,6 +493,27 @@ async fn post_challenge(
     );
     ch.arrivals.send_modify(|n| *n += 1);
     Ok(StatusCode::CREATED)
+}
+
+/// The host takes a challenge back (the login ended otherwise: a recovery
+/// code, an answer from another device, an aborted conversation), so the
+/// device stops offering it.
+async fn withdraw_challenge(
+    State(relay): State<Arc<Relay>>,
+    Path((channel, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)?;
+    let mut inner = relay.lock()?;
+    authorize(&relay, &inner, &channel, Role::Helper, &token)?;
+    let removed = inner
+        .channels
+        .get_mut(&channel)
+        .and_then(|ch| ch.pending.remove(&id));
+    match removed {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(err(StatusCode::NOT_FOUND, "no such challenge (expired?)")),
+    }
 }
 
 fn unanswered(ch: &Channel) -> Vec<PendingChallenge> {

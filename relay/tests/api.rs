@@ -692,3 +692,76 @@ async fn answered_challenges_do_not_block_new_ones() {
         assert_eq!(again.status(), StatusCode::NOT_FOUND);
     }
 }
+
+#[tokio::test]
+async fn the_host_can_withdraw_a_challenge_and_only_the_host() {
+    let r = start(None);
+    let (result, device) = r.enroll_device().await;
+    let ch = &result.channel_id;
+    let id = b64(32, 7);
+    assert_eq!(
+        r.post_challenge(ch, &result.helper_token, &id, 60).await,
+        StatusCode::CREATED
+    );
+    let withdraw = |token: String| {
+        let (http, url) = (
+            r.http.clone(),
+            format!("{}/v1/channels/{ch}/challenges/{id}", r.url),
+        );
+        async move {
+            http.delete(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let listed = || async {
+        let list: PendingList = r
+            .http
+            .get(format!("{}/v1/channels/{ch}/challenges", r.url))
+            .bearer_auth(&device.device_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.challenges.len()
+    };
+    assert_eq!(listed().await, 1);
+    // The device cannot make the host's request disappear, nor a stranger.
+    assert_eq!(
+        withdraw(device.device_token.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(withdraw("made-up".into()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(listed().await, 1);
+    assert_eq!(
+        withdraw(result.helper_token.clone()).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(listed().await, 0);
+    // Gone: a second withdrawal is 404, and the device can no longer answer it.
+    assert_eq!(
+        withdraw(result.helper_token.clone()).await,
+        StatusCode::NOT_FOUND
+    );
+    let st = r
+        .http
+        .post(format!(
+            "{}/v1/channels/{ch}/challenges/{id}/response",
+            r.url
+        ))
+        .bearer_auth(&device.device_token)
+        .json(&ChallengeResponse {
+            response: b64(80, 3),
+            signature: b64(64, 4),
+        })
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}

@@ -152,8 +152,8 @@ fn no_answer_falls_back_to_a_recovery_code() {
 }
 
 #[test]
-fn a_recovery_code_typed_at_the_push_prompt_works() {
-    let (_relay, e, _phone, codes) = setup("");
+fn a_recovery_code_typed_at_the_push_prompt_works_and_withdraws_the_push() {
+    let (_relay, e, phone, codes) = setup("[log]\nlevel = \"debug\"\n");
     let (code, seen) = e
         .pam(SVC, "alice")
         .rhost("203.0.113.7")
@@ -161,6 +161,9 @@ fn a_recovery_code_typed_at_the_push_prompt_works() {
         .run();
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
     assert_eq!(seen.len(), 1);
+    // The phone no longer offers the request nobody waits for.
+    e.wait_for_log("push request withdrawn user=alice devices=1 failed=0");
+    assert!(phone.pending().is_empty());
 }
 
 #[test]

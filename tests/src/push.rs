@@ -145,6 +145,18 @@ impl Phone {
         });
     }
 
+    /// The requests the phone offers now (no waiting).
+    pub fn pending(&self) -> Vec<String> {
+        let store = self.store();
+        rt().block_on(async {
+            let (reqs, bad) = pending(&store, Duration::ZERO)
+                .await
+                .unwrap_or_else(|e| panic!("pending: {e}"));
+            assert!(bad.is_empty(), "{bad:?}");
+            reqs.iter().map(|r| r.describe()).collect()
+        })
+    }
+
     pub fn approve(&self, number: u8) {
         self.decide(Decision::Approve, Some(number));
     }
