@@ -4,8 +4,9 @@
 # logins without root or /etc/pam.d edits), libnss-wrapper, util-linux (setpriv),
 # systemd (systemd-socket-activate, to test socket activation), openssh-server,
 # openssh-client and sudo (real logins in a private mount namespace).
+# Arguments name more packages (the packaging scripts add theirs).
 set -euo pipefail
-pkgs=(libpam0g-dev libpam-wrapper libnss-wrapper pamtester util-linux systemd openssh-server openssh-client sudo)
+pkgs=(libpam0g-dev libpam-wrapper libnss-wrapper pamtester util-linux systemd openssh-server openssh-client sudo "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,7 +11,9 @@
 #   5. `pam-auth-update --enable pushmfa`, then pamtester through the real
 #      common-auth: password + approval on the authenticator succeeds; a
 #      denial fails; a recovery code works; a wrong password never sends a push;
-#   6. dpkg -P: /etc/pam.d must be byte for byte what it was, state and
+#   6. the same through the stack docs/rhel.md's authselect profile renders,
+#      used as a substack (its per-service alternative);
+#   7. dpkg -P: /etc/pam.d must be byte for byte what it was, state and
 #      configuration gone.
 # Whatever it added is removed on every exit path; if /etc/pam.d still
 # differs then, it is restored from a copy and the run fails.
@@ -62,7 +64,7 @@ cleanup() {
   local rc=$?
   set +e
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -f "/etc/pam.d/$svc"
+  rm -f "/etc/pam.d/$svc" "/etc/pam.d/$svc-stack"
   local installed=()
   for p in "${pkgs[@]}"; do
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = not-installed ] ||
@@ -76,6 +78,7 @@ cleanup() {
   fi
   rm -rf /var/lib/pam && tar -C /var/lib -xpf "$work/pam-state.tar"
   userdel "$user" 2>/dev/null
+  rm -f "/run/faillock/$user" "/var/run/faillock/$user"
   [ "$had_sysuser" = yes ] || userdel _pushmfa 2>/dev/null
   rm -rf /run/pushmfa /var/lib/pushmfa /etc/pushmfa /etc/pushmfa-relay "$work"
   exit "$rc"
@@ -220,9 +223,25 @@ new_requests=$(comm -13 <(echo "$before") <(pending_ids))
 [ -z "$new_requests" ] || fail "a push was sent after a wrong password: $new_requests"
 echo "ok: no push request after the wrong password"
 
+step "The stack docs/rhel.md renders from its authselect profile (with-pushmfa with-faillock)"
+# Taken from the document itself, so the documented stack is the tested one.
+# Used as docs/rhel.md's per-service alternative uses it: as a substack.
+awk '/^Rendered with `with-pushmfa with-faillock`/ { f = 1; next }
+     f && /^```$/ { if (n++) exit; next }
+     f && n == 1 { print }' docs/rhel.md >"/etc/pam.d/$svc-stack"
+grep -q 'pam_pushmfa.so' "/etc/pam.d/$svc-stack" || fail "no rendered stack found in docs/rhel.md"
+echo "auth substack $svc-stack" >"/etc/pam.d/$svc"
+sed 's/^/    /' "/etc/pam.d/$svc-stack"
+login "$password" approve "" || fail "the approved login failed through the rhel.md stack"
+before=$(pending_ids)
+if login "wrong-$password" wrong-password ""; then fail "a wrong password succeeded through the rhel.md stack"; fi
+[[ $LAST_ERR != *"Approve on your phone"* ]] || fail "a wrong password reached pam_pushmfa (rhel.md stack)"
+[ -z "$(comm -13 <(echo "$before") <(pending_ids))" ] || fail "a push was sent after a wrong password (rhel.md stack)"
+echo "ok: right password + approval succeeds, a wrong password fails with no push"
+
 step "Purge"
 kill "$helper_pid" && wait "$helper_pid" 2>/dev/null || true
-rm -f "/etc/pam.d/$svc"
+rm -f "/etc/pam.d/$svc" "/etc/pam.d/$svc-stack"
 run dpkg -P "${pkgs[@]}"
 if ! snapshot | diff -u "$work/pam.d.before" -; then
   fail "/etc/pam.d is not what it was before the install"
