@@ -170,6 +170,7 @@ run pam-auth-update --enable pushmfa
 grep -q 'pam_pushmfa.so' /etc/pam.d/common-auth || fail "common-auth has no pam_pushmfa line"
 grep -v '^#' /etc/pam.d/common-auth | sed '/^$/d'
 echo "@include common-auth" >"/etc/pam.d/$svc"
+run pushmfa doctor || fail "pushmfa doctor found a problem with the installation"
 
 # One login through /etc/pam.d/$svc (an ssh-like login: PAM_RHOST set).
 # $1: password typed; $2: what the phone does at the number prompt

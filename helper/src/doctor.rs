@@ -2,7 +2,7 @@
 
 use crate::client;
 use crate::store::{Store, UserName};
-use pushmfa_config::{Config, ConfigError, check_secure_dir};
+use pushmfa_config::{BackendKind, Config, ConfigError, check_secure_dir};
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest};
 use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -31,6 +31,20 @@ impl fmt::Display for Check {
             Status::Fail => "FAIL",
         };
         write!(f, "[{tag}] {}: {}", self.what, self.detail)
+    }
+}
+
+/// The relay must answer for push logins to work.
+fn check_relay(url: &str) -> Check {
+    match crate::configure::probe_relay(url, Duration::from_secs(5)) {
+        Ok(()) => check(Status::Ok, "relay", format!("{url} answers")),
+        Err(e) => check(
+            Status::Fail,
+            "relay",
+            format!(
+                "{url} does not answer ({e}): push logins cannot reach phones; start the relay or fix the URL with `pushmfa configure --relay-url`"
+            ),
+        ),
     }
 }
 
@@ -76,6 +90,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> Vec<Check> {
     out.extend(check_state(&cfg.helper.state_dir, helper_uid));
     let socket = socket_override.map_or_else(|| cfg.helper.socket.clone(), Path::to_path_buf);
     out.push(check_socket(&socket));
+    if cfg.backend.kind == BackendKind::Relay {
+        out.push(check_relay(&cfg.backend.url));
+    }
     out.push(check_pam_stack(Path::new("/etc/pam.d"), &socket));
     out
 }

@@ -61,6 +61,39 @@ fn insecure_config_file_is_refused() {
 }
 
 #[test]
+fn doctor_checks_the_relay() {
+    use pushmfa_tests::push::{Relay, relay_config};
+    let mut relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(&relay.url, ""));
+    e.start_helper();
+    let doctor = || {
+        let out = Command::new(bin("pushmfa"))
+            .arg("--config")
+            .arg(&e.config)
+            .arg("doctor")
+            .output()
+            .unwrap_or_else(|err| panic!("{err}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = doctor();
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("[ok  ] relay: {} answers", relay.url)),
+        "{text}"
+    );
+    relay.stop();
+    let (ok, text) = doctor();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("[FAIL] relay:") && text.contains("pushmfa configure --relay-url"),
+        "{text}"
+    );
+}
+
+#[test]
 fn doctor_reports_a_healthy_install() {
     let mut e = TestEnv::new("");
     e.start_helper();
