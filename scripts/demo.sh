@@ -25,10 +25,13 @@ run() { printf '$ %s\n' "$*" >&2; "$@"; }
 # Waits until FILE contains TEXT (a prompt has no newline, so read byte by
 # byte; tail -f wakes the reader on each write, there is no sleep loop).
 wait_for() {
-  local file=$1 text=$2 pid=$3 buf="" c
+  local file=$1 text=$2 pid=$3 whole=${4:-} buf="" c
   while IFS= read -r -N 1 -t 20 c; do
     buf+=$c
-    [[ $buf == *"$text"* ]] && return 0
+    if [[ $buf == *"$text"* ]]; then
+      # "line": also wait for the end of that line (it may arrive in pieces).
+      [ -z "$whole" ] || [[ ${buf##*"$text"} == *$'\n'* ]] && return 0
+    fi
   done < <(tail --pid="$pid" -c +1 -f "$file")
   echo "timed out waiting for '$text' in $file:" >&2; cat "$file" >&2; exit 1
 }
@@ -36,7 +39,7 @@ wait_for() {
 step "Start the relay (untrusted: it carries signed messages, it cannot approve)"
 : > "$work/relay.log"
 "$bin/pushmfa-relay" --listen 127.0.0.1:0 2>"$work/relay.log" & pids+=($!)
-wait_for "$work/relay.log" "listening on" "${pids[-1]}"
+wait_for "$work/relay.log" "listening on" "${pids[-1]}" line
 relay_url=$(sed -n 's/.*listening on //p' "$work/relay.log")
 cat "$work/relay.log"
 
@@ -56,7 +59,7 @@ echo "auth required $bin/libpam_pushmfa.so socket=$work/helper.sock" > "$work/pa
 printf 'auth required pam_deny.so\naccount required pam_deny.so\n' > "$work/pam.d/other"
 : > "$work/helper.log"
 "$bin/pushmfa-helper" --config "$work/pushmfa.toml" --log-stderr 2>"$work/helper.log" & pids+=($!)
-wait_for "$work/helper.log" "listening on" "${pids[-1]}"
+wait_for "$work/helper.log" "listening on" "${pids[-1]}" line
 cat "$work/helper.log"
 
 user=$(id -un)
@@ -66,7 +69,7 @@ printf '$ pushmfa enroll --user %s\n' "$user"
 : > "$work/enroll.out"
 "$bin/pushmfa" --socket "$work/helper.sock" enroll --user "$user" >"$work/enroll.out" 2>"$work/enroll.err" & enroll_pid=$!
 pids+=($enroll_pid)
-wait_for "$work/enroll.out" "pushmfa://enroll?" "$enroll_pid"
+wait_for "$work/enroll.out" "pushmfa://enroll?" "$enroll_pid" line
 uri=$(grep '^pushmfa://' "$work/enroll.out")
 run "${phone[@]}" enroll "$uri" --name "demo phone"
 wait "$enroll_pid"

@@ -92,10 +92,13 @@ fail() { echo "install-test: FAILED: $*" >&2; exit 1; }
 # Waits until FILE contains TEXT (prompts have no newline: read byte by byte;
 # tail -f wakes the reader on each write).
 wait_for() {
-  local file=$1 text=$2 pid=$3 buf="" c
+  local file=$1 text=$2 pid=$3 whole=${4:-} buf="" c
   while IFS= read -r -N 1 -t 30 c; do
     buf+=$c
-    [[ $buf == *"$text"* ]] && return 0
+    if [[ $buf == *"$text"* ]]; then
+      # "line": also wait for the end of that line (it may arrive in pieces).
+      [ -z "$whole" ] || [[ ${buf##*"$text"} == *$'\n'* ]] && return 0
+    fi
   done < <(tail --pid="$pid" -c +1 -f "$file")
   echo "timed out waiting for '$text' in $file:" >&2
   cat "$file" >&2
@@ -115,7 +118,7 @@ setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs \
   /usr/bin/pushmfa-relay --config /etc/pushmfa-relay/relay.toml --listen 127.0.0.1:0 --data "$work/relay" \
   2>"$work/relay.log" &
 pids+=($!)
-wait_for "$work/relay.log" "listening on" "${pids[-1]}"
+wait_for "$work/relay.log" "listening on" "${pids[-1]}" line
 relay_url=$(sed -n 's/.*listening on //p' "$work/relay.log")
 
 step "Point the host at the relay: one command"
@@ -142,7 +145,7 @@ install -d -o "$unit_user" -g "$unit_user" -m "$state_mode" /var/lib/pushmfa
   $exec_start --log-stderr) 2>"$work/helper.log" &
 pids+=($!)
 helper_pid=${pids[-1]}
-wait_for "$work/helper.log" "Listening on" "$helper_pid"
+wait_for "$work/helper.log" "Listening on" "$helper_pid" line
 chmod "$sock_mode" "$listen"
 printf '# %s (as %s, socket %s mode %s)\n' "$exec_start" "$unit_user" "$listen" "$sock_mode"
 
@@ -155,7 +158,7 @@ echo "# pushmfa enroll --user $user"
 pushmfa enroll --user "$user" >"$work/enroll.out" 2>"$work/enroll.err" &
 enroll_pid=$!
 pids+=($enroll_pid)
-wait_for "$work/enroll.out" "pushmfa://enroll?" "$enroll_pid"
+wait_for "$work/enroll.out" "pushmfa://enroll?" "$enroll_pid" line
 run "${phone[@]}" enroll "$(grep '^pushmfa://' "$work/enroll.out")" --name "install test"
 wait "$enroll_pid" || fail "pushmfa enroll failed: $(cat "$work/enroll.err")"
 code=$(grep -E '^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$' "$work/enroll.out" | head -n1)
