@@ -55,7 +55,9 @@ impl Logger {
                 Level::Info => "info",
                 Level::Debug => "debug",
             };
-            let _ = writeln!(std::io::stderr(), "pushmfa-helper: {tag}: {msg}");
+            // One write per line: readers never see half a line.
+            let line = format!("pushmfa-helper: {tag}: {msg}\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some(s) = &self.syslog {
             if let Ok(mut w) = s.lock() {

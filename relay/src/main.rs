@@ -48,7 +48,9 @@ fn main() -> ExitCode {
         let addr = listener
             .local_addr()
             .map_or(args.listen.to_string(), |a| a.to_string());
-        eprintln!("pushmfa-relay: listening on http://{addr}");
+        // One write: whoever waits for this line reads it whole.
+        let line = format!("pushmfa-relay: listening on http://{addr}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         tokio::spawn(pushmfa_relay::sweep_forever(relay.clone()));
         let shutdown = async {
             use tokio::signal::unix::{SignalKind, signal};
