@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the .deb packages on this machine and uses them the way a
 # sysadmin would, then purges them (root only; CI runs it):
+#   0. lintian must pass (with the justified overrides only);
 #   1. dpkg -i the three packages: the PAM stack must not change (Default: no);
 #   2. the packaged relay, and `pushmfa configure --relay-url` pointing the host at it;
 #   3. the helper started the way its units start it: socket activation
@@ -42,6 +43,13 @@ done
 scripts/build-debs.sh >/dev/null
 arch=$(dpkg --print-architecture)
 deb() { ls -t target/debian/"$1"_*_"$arch".deb | head -n1; }
+# Lintian clean: every remaining override says why in its file.
+scripts/install-deps.sh lintian
+if ! lint=$(lintian --fail-on error,warning "$(deb libpam-pushmfa)" "$(deb pushmfa)" "$(deb pushmfa-relay)" 2>&1); then
+  echo "$lint" >&2
+  echo "install-test: lintian found problems" >&2
+  exit 1
+fi
 
 svc=pushmfa-install-test
 user=pmfa-inst-$$
