@@ -12,9 +12,10 @@
 #   5. `pam-auth-update --enable pushmfa`, then pamtester through the real
 #      common-auth: password + approval on the authenticator succeeds; a
 #      denial fails; a recovery code works; a wrong password never sends a push;
-#   6. the same through the stack docs/rhel.md's authselect profile renders,
+#   6. dpkg -i over itself (upgrade): configuration and PAM stack kept;
+#   7. the same through the stack docs/rhel.md's authselect profile renders,
 #      used as a substack (its per-service alternative);
-#   7. dpkg -P: /etc/pam.d must be byte for byte what it was, state and
+#   8. dpkg -P: /etc/pam.d must be byte for byte what it was, state and
 #      configuration gone.
 # Whatever it added is removed on every exit path; if /etc/pam.d still
 # differs then, it is restored from a copy and the run fails.
@@ -234,6 +235,13 @@ if login "wrong-$password" wrong-password ""; then fail "a wrong password succee
 new_requests=$(comm -13 <(echo "$before") <(pending_ids))
 [ -z "$new_requests" ] || fail "a push was sent after a wrong password: $new_requests"
 echo "ok: no push request after the wrong password"
+
+step "Reinstall over itself (the upgrade path): configuration and PAM stack stay"
+cp /etc/pam.d/common-auth "$work/common-auth.enabled"
+run dpkg -i "$(deb libpam-pushmfa)" "$(deb pushmfa)" "$(deb pushmfa-relay)" >/dev/null
+cmp -s /etc/pam.d/common-auth "$work/common-auth.enabled" || fail "an upgrade changed common-auth"
+grep -q "^url = \"$relay_url\"" /etc/pushmfa/pushmfa.toml || fail "an upgrade lost the configured relay"
+login "$password" approve "" || fail "the approved login failed after the upgrade"
 
 step "The stack docs/rhel.md renders from its authselect profile (with-pushmfa with-faillock)"
 # Taken from the document itself, so the documented stack is the tested one.
