@@ -13,7 +13,7 @@ pub mod relay;
 pub mod secure;
 
 pub use secure::{
-    InsecureReason, OpenError, check_secure_dir, check_secure_path, open_secure_file,
+    InsecureReason, OpenError, check_secure_dir, check_secure_path, open_secure_file, replace_file,
 };
 
 use serde::Deserialize;

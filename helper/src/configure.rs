@@ -1,12 +1,11 @@
 //! `pushmfa configure`: changes the configuration file in place (comments
 //! kept), refusing any result that would not load, and replaces it
-//! atomically with the same owner and mode.
+//! atomically with the same owner and mode (`replace_file`).
 
 use pushmfa_config::edit::{self, Changes};
-use pushmfa_config::{OpenError, SHIPPED_CONFIG, open_secure_file};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use pushmfa_config::{OpenError, SHIPPED_CONFIG, open_secure_file, replace_file};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ pub fn edit_file(path: &Path, changes: &Changes) -> Result<String, String> {
     };
     let new = edit::apply(&text, changes, path).map_err(|e| format!("{shown}: {e}"))?;
     if new != text {
-        replace(path, &new, owner, mode).map_err(|e| {
+        replace_file(path, new.as_bytes(), mode, owner).map_err(|e| {
             let hint = if e.kind() == io::ErrorKind::PermissionDenied {
                 " (run it as root)"
             } else {
@@ -41,36 +40,6 @@ pub fn edit_file(path: &Path, changes: &Changes) -> Result<String, String> {
         })?;
     }
     Ok(new)
-}
-
-/// temp file (same directory, same owner and mode) -> fsync -> rename -> fsync directory.
-fn replace(path: &Path, text: &str, owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.pushmfa-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-        }
-        // create_new's mode is masked by the umask; the old mode is kept exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// GET <url>/healthz: whether the relay answers, in words.
@@ -88,6 +57,8 @@ pub fn probe_relay(url: &str, timeout: Duration) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn edits_in_place_keeping_mode_and_creates_from_the_shipped_file() {

@@ -11,11 +11,11 @@
 //! temp file -> fsync -> rename -> fsync(directory) while the lock is held.
 
 use nix::fcntl::{Flock, FlockArg};
-use pushmfa_config::{InsecureReason, OpenError, check_secure_dir, open_secure_file};
+use pushmfa_config::{InsecureReason, OpenError, check_secure_dir, open_secure_file, replace_file};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -313,37 +313,12 @@ impl Store {
         state: &UserState,
     ) -> Result<(), StoreError> {
         self.check_dirs()?;
-        let dir = self.users_dir();
         let path = self.state_path(user);
-        let mut nonce = [0u8; 8];
-        crate::codes::random_bytes(&mut nonce).map_err(|e| StoreError::Io {
-            path: path.clone(),
-            error: io::Error::other(e.to_string()),
-        })?;
-        let tmp = dir.join(format!(
-            ".{user}.json.{:016x}.tmp",
-            u64::from_le_bytes(nonce)
-        ));
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(&dir)?.sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(&path)(e));
-        }
+        replace_file(&path, &bytes, 0o600, None).map_err(io_err(&path))?;
         Ok(())
     }
 

@@ -8,9 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::Path;
 
 const FILE: &str = "channels.json";
@@ -94,15 +92,5 @@ pub fn save(dir: &Path, channels: &HashMap<String, Channel>) -> std::io::Result<
             .collect(),
     };
     let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!(".{FILE}.{}.tmp", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(FILE))?;
-    File::open(dir)?.sync_all()
+    pushmfa_config::replace_file(&dir.join(FILE), &bytes, 0o600, None)
 }
