@@ -84,6 +84,14 @@ pub(crate) async fn target(
     UserName::parse(&name).ok_or_else(|| format!("user name {name:?} is not supported"))
 }
 
+/// The user a root-only request names (reset, unlock).
+fn admin_target(ctx: &Ctx, peer: Peer, user: &str, what: &str) -> Result<UserName, String> {
+    if !peer.is_admin(ctx.helper_uid) {
+        return Err(format!("only root may {what} a user"));
+    }
+    UserName::parse(user).ok_or_else(|| format!("user name {user:?} is not supported"))
+}
+
 fn store_err(ctx: &Ctx, what: &str, e: RecoveryError) -> String {
     ctx.log.error(&format!("{what}: {e}"));
     format!("{what} failed: {e}")
@@ -396,11 +404,7 @@ async fn rename_device(
 }
 
 async fn reset(ctx: &Ctx, peer: Peer, user: String) -> Result<AdminReply, String> {
-    if !peer.is_admin(ctx.helper_uid) {
-        return Err("only root may reset a user".into());
-    }
-    let user =
-        UserName::parse(&user).ok_or_else(|| format!("user name {user:?} is not supported"))?;
+    let user = admin_target(ctx, peer, &user, "reset")?;
     let (store, u) = (ctx.store.clone(), user.clone());
     let devices = tokio::task::spawn_blocking(move || -> Result<Vec<Device>, String> {
         let lock = store.lock(&u).map_err(|e| e.to_string())?;
@@ -434,11 +438,7 @@ async fn reset(ctx: &Ctx, peer: Peer, user: String) -> Result<AdminReply, String
 }
 
 async fn unlock(ctx: &Ctx, peer: Peer, user: String) -> Result<AdminReply, String> {
-    if !peer.is_admin(ctx.helper_uid) {
-        return Err("only root may unlock a user".into());
-    }
-    let user =
-        UserName::parse(&user).ok_or_else(|| format!("user name {user:?} is not supported"))?;
+    let user = admin_target(ctx, peer, &user, "unlock")?;
     let (store, u) = (ctx.store.clone(), user.clone());
     let had_state = tokio::task::spawn_blocking(move || recovery::unlock(&store, &u))
         .await
