@@ -73,15 +73,9 @@ pub struct PostChallenge {
     pub signature: String,
 }
 
-/// One pending challenge as a device sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PendingChallenge {
-    pub id: String,
-    pub expires_in: u64,
-    pub challenge: String,
-    pub signature: String,
-}
+/// One pending challenge as a device sees it: what the helper posted, with
+/// `expires_in` counting down.
+pub type PendingChallenge = PostChallenge;
 
 /// `GET /v1/channels/{channel}/challenges` -> 200.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

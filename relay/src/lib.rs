@@ -480,12 +480,7 @@ async fn post_challenge(
     ch.pending.insert(
         req.id.clone(),
         Pending {
-            record: PendingChallenge {
-                id: req.id,
-                expires_in,
-                challenge: req.challenge,
-                signature: req.signature,
-            },
+            record: PendingChallenge { expires_in, ..req },
             expires: now + Duration::from_secs(expires_in),
             answered: false,
             response: watch::channel(None).0,
