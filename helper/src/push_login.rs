@@ -210,7 +210,8 @@ pub(crate) struct Withdraw {
     log: std::sync::Arc<crate::log::Logger>,
     user: String,
     id: String,
-    channels: Vec<(String, String)>,
+    /// (device name, channel, token) of every device still offering it.
+    channels: Vec<(String, String, String)>,
 }
 
 impl Withdraw {
@@ -222,13 +223,25 @@ impl Withdraw {
             id: B64.encode(issued.challenge.id),
             channels: devices
                 .iter()
-                .map(|d| (d.channel_id.clone(), d.channel_token.clone()))
+                .map(|d| {
+                    (
+                        d.name.clone(),
+                        d.channel_id.clone(),
+                        d.channel_token.clone(),
+                    )
+                })
                 .collect(),
         }
     }
 
     pub(crate) fn disarm(&mut self) {
         self.relay = None;
+    }
+
+    /// The relay forgot the challenge on that device's channel when it
+    /// delivered the answer: nothing to take back there.
+    pub(crate) fn answered_by(&mut self, device: &str) {
+        self.channels.retain(|(name, _, _)| name != device);
     }
 }
 
@@ -237,6 +250,9 @@ impl Drop for Withdraw {
         let Some(relay) = self.relay.take() else {
             return;
         };
+        if self.channels.is_empty() {
+            return;
+        }
         let (id, channels) = (
             std::mem::take(&mut self.id),
             std::mem::take(&mut self.channels),
@@ -245,7 +261,7 @@ impl Drop for Withdraw {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let mut failed = 0;
-                for (channel, token) in &channels {
+                for (_, channel, token) in &channels {
                     if relay.withdraw_challenge(channel, token, &id).await.is_err() {
                         failed += 1;
                     }
@@ -414,9 +430,11 @@ impl Login<'_> {
             let mut withdraw = Withdraw::new(self.ctx, &issued, devices, decoy);
             let waited = self.show_and_wait(mode, &mut issued, devices, rx).await?;
             pollers.abort_all();
-            if matches!(waited, Waited::TimedOut) {
+            match &waited {
                 // Expired at the relay too: nothing to take back.
-                withdraw.disarm();
+                Waited::TimedOut => withdraw.disarm(),
+                Waited::Accepted(_, device) => withdraw.answered_by(device),
+                Waited::WrongNumber(_) | Waited::Typed(_) => {}
             }
             match waited {
                 Waited::Accepted(Decision::Approve, device) => {

@@ -60,6 +60,22 @@ fn approve_in_prompt_mode_shows_the_number_first() {
 }
 
 #[test]
+fn approval_on_one_phone_withdraws_the_request_from_the_other() {
+    let (_relay, e, phone, _) = setup("[log]\nlevel = \"debug\"\n");
+    let tablet = Phone::new(&e, "tablet");
+    tablet.enroll(&e, "alice");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(phone_then_enter(&phone, Decision::Approve, 0))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    // Only the tablet's channel still held it: one withdrawal, not two.
+    e.wait_for_log("push request withdrawn user=alice devices=1 failed=0");
+    assert!(tablet.pending().is_empty());
+}
+
+#[test]
 fn approve_in_wait_mode() {
     let (_relay, e, phone, _) = setup("");
     let dir = phone.store_path().to_owned();
