@@ -20,21 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+. scripts/lib.sh
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
-# Waits until FILE contains TEXT (a prompt has no newline, so read byte by
-# byte; tail -f wakes the reader on each write, there is no sleep loop).
-wait_for() {
-  local file=$1 text=$2 pid=$3 whole=${4:-} buf="" c
-  while IFS= read -r -N 1 -t 20 c; do
-    buf+=$c
-    if [[ $buf == *"$text"* ]]; then
-      # "line": also wait for the end of that line (it may arrive in pieces).
-      [ -z "$whole" ] || [[ ${buf##*"$text"} == *$'\n'* ]] && return 0
-    fi
-  done < <(tail --pid="$pid" -c +1 -f "$file")
-  echo "timed out waiting for '$text' in $file:" >&2; cat "$file" >&2; exit 1
-}
 
 step "Start the relay (untrusted: it carries signed messages, it cannot approve)"
 : > "$work/relay.log"

@@ -95,24 +95,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+. scripts/lib.sh
 run() { printf '# %s\n' "$*"; "$@"; }
 fail() { echo "install-test: FAILED: $*" >&2; exit 1; }
-# Waits until FILE contains TEXT (prompts have no newline: read byte by byte;
-# tail -f wakes the reader on each write).
-wait_for() {
-  local file=$1 text=$2 pid=$3 whole=${4:-} buf="" c
-  while IFS= read -r -N 1 -t 30 c; do
-    buf+=$c
-    if [[ $buf == *"$text"* ]]; then
-      # "line": also wait for the end of that line (it may arrive in pieces).
-      [ -z "$whole" ] || [[ ${buf##*"$text"} == *$'\n'* ]] && return 0
-    fi
-  done < <(tail --pid="$pid" -c +1 -f "$file")
-  echo "timed out waiting for '$text' in $file:" >&2
-  cat "$file" >&2
-  exit 1
-}
 
 step "Install the packages"
 run dpkg -i "$(deb libpam-pushmfa)" "$(deb pushmfa)" "$(deb pushmfa-relay)"
