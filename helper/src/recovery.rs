@@ -236,6 +236,11 @@ mod tests {
         (dir, store, UserName::parse("alice").unwrap())
     }
 
+    /// One attempt with the test configuration and a fresh scratch buffer.
+    fn try_code(store: &Store, u: &UserName, code: &Zeroizing<String>, now: u64) -> Attempt {
+        attempt(store, Some(u), code, &cfg(), now, &mut Scratch::default()).unwrap()
+    }
+
     fn norm(c: &str) -> Zeroizing<String> {
         codes::normalize(c).unwrap()
     }
@@ -247,24 +252,13 @@ mod tests {
         assert_eq!(codes.len(), 10);
         let c = norm(&codes[3]);
         assert_eq!(
-            attempt(&store, Some(&u), &c, &cfg(), 1001, &mut Scratch::default()).unwrap(),
+            try_code(&store, &u, &c, 1001),
             Attempt::Accepted { codes_left: 9 }
         );
-        assert_eq!(
-            attempt(&store, Some(&u), &c, &cfg(), 1002, &mut Scratch::default()).unwrap(),
-            Attempt::Wrong
-        );
+        assert_eq!(try_code(&store, &u, &c, 1002), Attempt::Wrong);
         // Other codes still work, and the success reset the counter.
         assert_eq!(
-            attempt(
-                &store,
-                Some(&u),
-                &norm(&codes[0]),
-                &cfg(),
-                1003,
-                &mut Scratch::default()
-            )
-            .unwrap(),
+            try_code(&store, &u, &norm(&codes[0]), 1003),
             Attempt::Accepted { codes_left: 8 }
         );
     }
@@ -274,28 +268,9 @@ mod tests {
         let (_d, store, u) = setup();
         let old = generate(&store, &u, &cfg(), 1, &mut Scratch::default()).unwrap();
         let new = generate(&store, &u, &cfg(), 2, &mut Scratch::default()).unwrap();
+        assert_eq!(try_code(&store, &u, &norm(&old[0]), 3), Attempt::Wrong);
         assert_eq!(
-            attempt(
-                &store,
-                Some(&u),
-                &norm(&old[0]),
-                &cfg(),
-                3,
-                &mut Scratch::default()
-            )
-            .unwrap(),
-            Attempt::Wrong
-        );
-        assert_eq!(
-            attempt(
-                &store,
-                Some(&u),
-                &norm(&new[0]),
-                &cfg(),
-                4,
-                &mut Scratch::default()
-            )
-            .unwrap(),
+            try_code(&store, &u, &norm(&new[0]), 4),
             Attempt::Accepted { codes_left: 9 }
         );
     }
@@ -310,33 +285,13 @@ mod tests {
             // Each attempt after backoff_after failures must wait 2^(n-3) s.
             if let Some(wait) = status(&store, &u, &cfg(), now).unwrap().retry_after_secs {
                 assert_eq!(
-                    attempt(
-                        &store,
-                        Some(&u),
-                        &wrong,
-                        &cfg(),
-                        now,
-                        &mut Scratch::default()
-                    )
-                    .unwrap(),
+                    try_code(&store, &u, &wrong, now),
                     Attempt::Backoff { retry_after: wait }
                 );
                 assert_eq!(wait, 1 << (i - cfg().backoff_after));
                 now += wait;
             }
-            assert_eq!(
-                attempt(
-                    &store,
-                    Some(&u),
-                    &wrong,
-                    &cfg(),
-                    now,
-                    &mut Scratch::default()
-                )
-                .unwrap(),
-                Attempt::Wrong,
-                "try {i}"
-            );
+            assert_eq!(try_code(&store, &u, &wrong, now), Attempt::Wrong, "try {i}");
         }
         let st = status(&store, &u, &cfg(), now + 10_000).unwrap();
         assert!(st.locked_out);
@@ -344,28 +299,12 @@ mod tests {
         // Locked: even a valid code is refused, and it is not consumed.
         let good = norm(&codes[0]);
         assert_eq!(
-            attempt(
-                &store,
-                Some(&u),
-                &good,
-                &cfg(),
-                now + 10_000,
-                &mut Scratch::default()
-            )
-            .unwrap(),
+            try_code(&store, &u, &good, now + 10_000),
             Attempt::LockedOut
         );
         assert!(unlock(&store, &u).unwrap());
         assert_eq!(
-            attempt(
-                &store,
-                Some(&u),
-                &good,
-                &cfg(),
-                now + 10_001,
-                &mut Scratch::default()
-            )
-            .unwrap(),
+            try_code(&store, &u, &good, now + 10_001),
             Attempt::Accepted { codes_left: 9 }
         );
     }
@@ -378,10 +317,7 @@ mod tests {
             attempt(&store, None, &c, &cfg(), 0, &mut Scratch::default()).unwrap(),
             Attempt::NotEnrolled
         );
-        assert_eq!(
-            attempt(&store, Some(&u), &c, &cfg(), 0, &mut Scratch::default()).unwrap(),
-            Attempt::NotEnrolled
-        );
+        assert_eq!(try_code(&store, &u, &c, 0), Attempt::NotEnrolled);
         assert!(!status(&store, &u, &cfg(), 0).unwrap().enrolled);
     }
 
@@ -393,12 +329,7 @@ mod tests {
             let c = norm(code);
             let results: Vec<Attempt> = std::thread::scope(|s| {
                 let hs: Vec<_> = (0..4)
-                    .map(|_| {
-                        s.spawn(|| {
-                            attempt(&store, Some(&u), &c, &cfg(), 1, &mut Scratch::default())
-                                .unwrap()
-                        })
-                    })
+                    .map(|_| s.spawn(|| try_code(&store, &u, &c, 1)))
                     .collect();
                 hs.into_iter().map(|h| h.join().unwrap()).collect()
             });
