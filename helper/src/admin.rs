@@ -8,9 +8,9 @@ use crate::conn::Conn;
 use crate::peer::{self, Peer};
 use crate::recovery::{self, Attempt, RecoveryError};
 use crate::server::Ctx;
-use crate::store::UserName;
-use crate::store::{Device, UserState};
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, DeviceInfo, Proof, Response};
+use pushmfa_state::UserName;
+use pushmfa_state::{Device, UserState};
 use zeroize::Zeroizing;
 
 pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, req: AdminRequest) {

@@ -10,10 +10,10 @@ use crate::peer::{self, Peer};
 use crate::push_login::PushEnd;
 use crate::recovery::{self, Attempt, RecoveryError};
 use crate::server::Ctx;
-use crate::store::{UserName, UserState};
 use pushmfa_config::Unenrolled;
 use pushmfa_protocol::ipc::{Begin, Outcome, Reply, Response, Step, Verdict};
 use pushmfa_protocol::text::sanitize;
+use pushmfa_state::{UserName, UserState};
 use std::time::Duration;
 use zeroize::Zeroizing;
 

@@ -1,9 +1,9 @@
 //! `pushmfa doctor`: checks an installation and says exactly what to fix.
 
-use crate::client;
-use crate::store::{Store, UserName};
 use pushmfa_config::{BackendKind, Config, ConfigError, check_secure_dir};
+use pushmfa_protocol::admin_client as client;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest};
+use pushmfa_state::{Store, UserName};
 use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};

@@ -6,12 +6,12 @@ use crate::admin::{generate_codes, require_proof, target, with_state};
 use crate::conn::Conn;
 use crate::peer::Peer;
 use crate::server::Ctx;
-use crate::store::Device;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
 use pushmfa_protocol::ipc::{AdminReply, Proof, Response};
 use pushmfa_protocol::signed;
+use pushmfa_state::Device;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 

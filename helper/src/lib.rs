@@ -12,7 +12,6 @@
 pub mod admin;
 pub mod auth;
 pub mod cli_args;
-pub mod client;
 pub mod clock;
 pub mod codes;
 pub mod configure;
@@ -29,4 +28,3 @@ pub mod push_login;
 pub mod recovery;
 pub mod relay_client;
 pub mod server;
-pub mod store;

@@ -1,10 +1,10 @@
 //! Push approval on the helper side: issuing signed challenges and checking
 //! the signed answers (the verification order of docs/protocol.md).
 
-use crate::store::Device;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
+use pushmfa_state::Device;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

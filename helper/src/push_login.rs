@@ -4,7 +4,6 @@
 use crate::auth::{End, Login};
 use crate::push::{Blocked, Issued, check_answer};
 use crate::server::Ctx;
-use crate::store::{Device, UserState};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_config::{FailMode, PushMode};
@@ -12,6 +11,7 @@ use pushmfa_protocol::ipc::Outcome;
 use pushmfa_protocol::relay_api::{ChallengeResponse, PostChallenge};
 use pushmfa_protocol::signed::{Challenge, Context, Decision, MAX_FIELD_LEN};
 use pushmfa_protocol::text::sanitize;
+use pushmfa_state::{Device, UserState};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;

@@ -8,11 +8,11 @@
 //! logins with one code end with exactly one success.
 
 use crate::codes::{self, CodeError, HASH_LEN, HashParams, SALT_LEN, Scratch};
-use crate::store::{Failures, RecoverySet, Store, StoreError, UserName, UserState};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use pushmfa_config::Recovery;
 use pushmfa_protocol::ipc::UserStatus;
+use pushmfa_state::{Failures, RecoverySet, Store, StoreError, UserName, UserState};
 use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

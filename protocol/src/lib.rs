@@ -2,12 +2,14 @@
 //!
 //! `ipc` is the module/CLI <-> helper protocol over the helper's Unix socket:
 //! length-prefixed JSON frames with a hard size cap and a typed request/response
-//! state machine (`Begin` -> steps -> `Verdict`).
+//! state machine (`Begin` -> steps -> `Verdict`); `admin_client` is the
+//! blocking client side of its admin calls.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod admin_client;
 pub mod enroll;
 pub mod frame;
 pub mod ipc;

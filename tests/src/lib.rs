@@ -11,7 +11,7 @@ pub mod pam;
 pub mod push;
 pub mod sshd;
 
-use pushmfa_helper::client;
+use pushmfa_protocol::admin_client as client;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, UserStatus};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

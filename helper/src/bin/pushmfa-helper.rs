@@ -7,7 +7,7 @@ use pushmfa_helper::hostkey::HostKey;
 use pushmfa_helper::log::Logger;
 use pushmfa_helper::relay_client::RelayClient;
 use pushmfa_helper::server::{self, Ctx};
-use pushmfa_helper::store::Store;
+use pushmfa_state::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 
 use clap::Parser;
 use pushmfa_config::Config;
-use pushmfa_helper::client::{self, ClientError};
 use pushmfa_helper::doctor::Status;
+use pushmfa_protocol::admin_client::{self as client, ClientError};
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Proof, UserStatus};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;

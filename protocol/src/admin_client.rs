@@ -1,7 +1,8 @@
-//! Blocking client for admin calls (the `pushmfa` CLI, tests, benchmarks).
+//! The client side of the helper's admin calls, blocking (the `pushmfa` CLI,
+//! tests, benchmarks): one request and its reply over the helper's socket.
 
-use pushmfa_protocol::frame::{self, FrameError};
-use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Request, Response};
+use crate::frame::{self, FrameError};
+use crate::ipc::{AdminReply, AdminRequest, Request, Response};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;

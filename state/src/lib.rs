@@ -1,4 +1,4 @@
-//! Per-user state owned by the helper.
+//! Per-user state owned by the helper (read by `pushmfa doctor` too).
 //!
 //! ```text
 //! <state_dir>/users/<user>.json   the state, replaced atomically
@@ -9,6 +9,11 @@
 //! the helper (or root), not writable by group or others. A corrupt,
 //! oversized or insecure file is reported, never silently reset. Writes go
 //! temp file -> fsync -> rename -> fsync(directory) while the lock is held.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use nix::fcntl::{Flock, FlockArg};
 use pushmfa_config::{InsecureReason, OpenError, check_secure_dir, open_secure_file, replace_file};
