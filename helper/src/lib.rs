@@ -11,12 +11,9 @@
 
 pub mod admin;
 pub mod auth;
-pub mod cli_args;
 pub mod clock;
 pub mod codes;
-pub mod configure;
 pub mod conn;
-pub mod doctor;
 pub mod enroll;
 pub mod hashing;
 pub mod helper_args;

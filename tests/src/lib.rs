@@ -127,7 +127,8 @@ pub fn bin(name: &str) -> PathBuf {
     let dirs: &[&str] = match name {
         "pushmfa-relay" => &["relay/src", "protocol/src"],
         "pushmfa-authenticator" => &["authenticator/src", "protocol/src"],
-        _ => &["helper/src", "protocol/src", "config/src"],
+        "pushmfa" => &["cli/src", "protocol/src", "config/src", "state/src"],
+        _ => &["helper/src", "protocol/src", "config/src", "state/src"],
     };
     assert_fresh(&path, dirs);
     path

@@ -174,7 +174,7 @@ fn relay_config_page() -> (String, Vec<u8>) {
 pub fn pages() -> Vec<(String, Vec<u8>)> {
     let mut pages = Vec::new();
     pages.extend(clap_pages(
-        pushmfa_helper::cli_args::Cli::command(),
+        pushmfa_cli::args::Cli::command(),
         "pushmfa",
         "1",
     ));

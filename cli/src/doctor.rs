@@ -7,6 +7,7 @@ use pushmfa_state::{Store, UserName};
 use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +279,22 @@ fn check_pam_stack(pam_dir: &Path, socket: &Path) -> Check {
         "PAM",
         format!("enabled in {}", files.join(", ")),
     )
+}
+
+/// `pushmfa doctor`: prints every check; fails if any failed.
+pub fn report(config: &Path, socket: Option<&Path>) -> ExitCode {
+    let checks = run(config, socket);
+    for c in &checks {
+        println!("{c}");
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if failed == 0 {
+        println!("\nAll checks passed.");
+        ExitCode::SUCCESS
+    } else {
+        println!("\n{failed} check(s) failed: fix them in the order shown.");
+        ExitCode::FAILURE
+    }
 }
 
 #[cfg(test)]

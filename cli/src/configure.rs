@@ -7,6 +7,7 @@ use pushmfa_config::{OpenError, SHIPPED_CONFIG, open_secure_file, replace_file};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// Edits `path` (created from the shipped file if missing). Returns the new text.
@@ -48,10 +49,60 @@ pub fn probe_relay(url: &str, timeout: Duration) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let client = crate::relay_client::RelayClient::new(url, timeout).map_err(|e| e.to_string())?;
-    rt.block_on(async { tokio::time::timeout(timeout, client.health()).await })
-        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
-        .map_err(|e| e.to_string())
+    let http = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let health = format!("{}/healthz", url.trim_end_matches('/'));
+    let status = rt
+        .block_on(async { http.get(&health).send().await })
+        .map_err(|e| {
+            if e.is_timeout() {
+                format!("no answer within {} s", timeout.as_secs())
+            } else {
+                format!("cannot connect: {e}")
+            }
+        })?
+        .status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{health} answered {status}"))
+    }
+}
+
+/// `pushmfa configure`: edit the file, check the relay, restart the helper.
+pub fn run(config: &Path, changes: &Changes) -> ExitCode {
+    if let Err(e) = edit_file(config, changes) {
+        eprintln!("pushmfa: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("Updated {}.", config.display());
+    if let Some(url) = &changes.relay_url {
+        let url = url.trim_end_matches('/');
+        match probe_relay(url, Duration::from_secs(5)) {
+            Ok(()) => println!("The relay at {url} answers."),
+            Err(e) => println!(
+                "warning: the relay at {url} does not answer yet ({e}); logins ask for a recovery code until it does, see [policy] failmode"
+            ),
+        }
+    }
+    // Socket activation starts the helper on the next login; a running one must restart.
+    if Path::new("/run/systemd/system").is_dir() {
+        let status = std::process::Command::new("systemctl")
+            .args(["try-restart", "pushmfa-helper.service"])
+            .status();
+        match status {
+            Ok(s) if s.success() => println!("Restarted pushmfa-helper (if it was running)."),
+            _ => println!(
+                "warning: could not restart pushmfa-helper; run: systemctl restart pushmfa-helper.service"
+            ),
+        }
+    } else {
+        println!("Restart pushmfa-helper, if it is running, for the change to take effect.");
+    }
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

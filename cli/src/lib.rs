@@ -1,0 +1,63 @@
+//! pushmfa, the admin and user CLI: every command but `doctor` and
+//! `configure` is one admin call to pushmfa-helper over its socket.
+//!
+//! Modules run one way: `run` (dispatch) -> commands (`account`, `enroll`,
+//! `devices`, `configure`, `doctor`) -> `proof` -> `calls` -> the wire
+//! types in `pushmfa_protocol`.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod account;
+pub mod args;
+mod calls;
+pub mod configure;
+mod devices;
+pub mod doctor;
+mod enroll;
+mod proof;
+
+use args::{Cli, Command, RecoveryCommand};
+use pushmfa_config::Config;
+use pushmfa_protocol::ipc::AdminRequest;
+use std::process::ExitCode;
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let socket = cli.socket.clone().unwrap_or_else(|| {
+        Config::load(&cli.config, 0)
+            .map(|c| c.helper.socket)
+            .unwrap_or_else(|_| Config::default().helper.socket)
+    });
+    let result = match cli.command {
+        Command::Recovery {
+            command: RecoveryCommand::Generate { user, json },
+        } => account::generate(&socket, user, json),
+        Command::Status { user, json } => account::status(&socket, user, json),
+        Command::Unlock { user } => account::unlock(&socket, user),
+        Command::Enroll { user } => enroll::enroll(&socket, user),
+        Command::Devices { command } => devices::devices(&socket, command),
+        Command::Reset { user } => calls::done(&socket, AdminRequest::Reset { user }),
+        Command::Doctor => return doctor::report(&cli.config, cli.socket.as_deref()),
+        Command::Configure {
+            relay_url,
+            no_relay,
+            host_name,
+        } => {
+            let changes = pushmfa_config::edit::Changes {
+                relay_url,
+                no_relay,
+                host_name,
+            };
+            return configure::run(&cli.config, &changes);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushmfa: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
