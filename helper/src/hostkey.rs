@@ -77,6 +77,18 @@ impl HostKey {
     }
 }
 
+/// The host name devices are shown: `configured` (`push.host_name`) if
+/// set, else the system's.
+pub fn host_name(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_owned();
+    }
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,15 +36,6 @@ impl Logger {
         }
     }
 
-    /// A logger that drops everything (unit tests).
-    pub fn silent() -> Logger {
-        Logger {
-            syslog: None,
-            stderr: false,
-            debug: false,
-        }
-    }
-
     fn emit(&self, level: Level, msg: &str) {
         // Log lines carry user-controlled text (user names, rhost): no control characters.
         let msg = sanitize(msg, false);

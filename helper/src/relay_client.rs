@@ -74,22 +74,6 @@ impl RelayClient {
         &self.base
     }
 
-    /// GET /healthz: Ok when the relay answers 200.
-    pub async fn health(&self) -> Result<(), RelayError> {
-        let resp = self
-            .http
-            .get(format!("{}/healthz", self.base))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        if resp.status() == StatusCode::OK {
-            Ok(())
-        } else {
-            Err(fail(resp).await)
-        }
-    }
-
     pub async fn create_enrollment(&self, ttl_secs: u64) -> Result<EnrollmentCreated, RelayError> {
         let resp = self
             .http

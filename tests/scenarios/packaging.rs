@@ -90,8 +90,8 @@ fn units_start_the_binaries_with_arguments_they_accept() {
     use clap::Parser;
     let helper = exec_start(&read("systemd/pushmfa-helper.service"));
     assert_eq!(helper[0], "/usr/libexec/pushmfa/pushmfa-helper");
-    let args = pushmfa_helper::helper_args::Args::try_parse_from(&helper)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let args =
+        pushmfa_helper::args::Args::try_parse_from(&helper).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(args.config, Path::new(pushmfa_config::DEFAULT_PATH));
 
     let unit = read("systemd/pushmfa-relay.service");

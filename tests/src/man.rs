@@ -179,7 +179,7 @@ pub fn pages() -> Vec<(String, Vec<u8>)> {
         "1",
     ));
     pages.extend(clap_pages(
-        pushmfa_helper::helper_args::Args::command(),
+        pushmfa_helper::args::Args::command(),
         "pushmfa-helper",
         "8",
     ));

@@ -1,4 +1,5 @@
-//! Command-line arguments (here so that man pages can be generated from them).
+//! pushmfa-helper's command line (public, so that man pages and the
+//! packaging tests can read it).
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -1,12 +1,14 @@
-//! Push approval on the helper side: issuing signed challenges and checking
-//! the signed answers (the verification order of docs/protocol.md).
+//! One push challenge: issued with a random id and number, signed by the
+//! host, and the check of a device's signed answer (the verification order
+//! of docs/protocol.md).
 
+use crate::ctx::Ctx;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
+use pushmfa_protocol::signed::{Context, MAX_FIELD_LEN};
+use pushmfa_protocol::text::sanitize;
 use pushmfa_state::Device;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
@@ -114,116 +116,48 @@ pub fn check_answer(
     })
 }
 
-/// Per-user push bookkeeping in the helper's memory: at most one
-/// outstanding push per user, and a sliding-window rate limit.
-#[derive(Default)]
-pub struct PushBook {
-    users: Mutex<HashMap<String, UserPushes>>,
-    /// (user, sshd connection) whose push was denied on a device.
-    denied_connections: Mutex<HashMap<(String, i32), Instant>>,
-}
-
-/// How long a denial answers retries on the same ssh connection.
-pub const DENIAL_MEMORY: Duration = Duration::from_secs(120);
-
-#[derive(Default)]
-struct UserPushes {
-    outstanding: bool,
-    sent: VecDeque<Instant>,
-}
-
-impl UserPushes {
-    /// Counts one push if fewer than `limit` were sent within `window`.
-    fn count_push(&mut self, limit: usize, window: Duration, now: Instant) -> bool {
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            self.sent.pop_front();
-        }
-        if self.sent.len() >= limit {
-            return false;
-        }
-        self.sent.push_back(now);
-        true
+/// A context field as devices are shown it: sanitized, at most
+/// `MAX_FIELD_LEN` bytes, cut on a character boundary.
+pub fn field(s: Option<&str>) -> String {
+    let s = sanitize(s.unwrap_or(""), false);
+    let mut cut = s.len().min(MAX_FIELD_LEN);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
     }
+    s[..cut].to_owned()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blocked {
-    Outstanding,
-    RateLimited,
-}
-
-/// Releases the user's outstanding push when dropped.
-pub struct PushSlot<'a> {
-    book: &'a PushBook,
-    user: String,
-}
-
-impl Drop for PushSlot<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut users) = self.book.users.lock() {
-            if let Some(u) = users.get_mut(&self.user) {
-                u.outstanding = false;
-            }
+fn random_number() -> u8 {
+    loop {
+        let mut b = [0u8; 1];
+        if crate::codes::random_bytes(&mut b).is_err() {
+            continue;
+        }
+        // 200 = 2 x 100: no modulo bias.
+        if b[0] < 200 {
+            return b[0] % 100;
         }
     }
 }
 
-impl PushBook {
-    /// Reserves the user's one push slot and counts one push against the
-    /// rate limit (`limit` pushes per `window`).
-    pub fn start(
-        &self,
-        user: &str,
-        limit: usize,
-        window: Duration,
-        now: Instant,
-    ) -> Result<PushSlot<'_>, Blocked> {
-        let mut users = self.users.lock().map_err(|_| Blocked::Outstanding)?;
-        let u = users.entry(user.to_owned()).or_default();
-        if u.outstanding {
-            return Err(Blocked::Outstanding);
-        }
-        if !u.count_push(limit, window, now) {
-            return Err(Blocked::RateLimited);
-        }
-        u.outstanding = true;
-        Ok(PushSlot {
-            book: self,
-            user: user.to_owned(),
-        })
-    }
-
-    /// Remembers a denial on a device for `user` on ssh connection `conn`.
-    pub fn note_denial(&self, user: &str, conn: i32, now: Instant) {
-        if let Ok(mut d) = self.denied_connections.lock() {
-            d.retain(|_, t| now.duration_since(*t) < DENIAL_MEMORY);
-            d.insert((user.to_owned(), conn), now);
-        }
-    }
-
-    /// Whether `user` denied a push on ssh connection `conn` just now.
-    pub fn denied_on_connection(&self, user: &str, conn: i32, now: Instant) -> bool {
-        self.denied_connections
-            .lock()
-            .ok()
-            .and_then(|d| d.get(&(user.to_owned(), conn)).copied())
-            .is_some_and(|t| now.duration_since(t) < DENIAL_MEMORY)
-    }
-
-    /// Counts one more push for an ongoing login (a resend).
-    pub fn count_resend(&self, user: &str, limit: usize, window: Duration, now: Instant) -> bool {
-        let Ok(mut users) = self.users.lock() else {
-            return false;
-        };
-        users
-            .entry(user.to_owned())
-            .or_default()
-            .count_push(limit, window, now)
-    }
+/// A fresh challenge about `context`, with a random id and number.
+pub fn issue(ctx: &Ctx, context: Context, ttl: u32) -> Result<Issued, String> {
+    let mut id = [0u8; 32];
+    crate::codes::random_bytes(&mut id).map_err(|e| e.to_string())?;
+    let now = ctx.clock.now_unix();
+    Ok(Issued {
+        challenge: Challenge {
+            id,
+            host_id: ctx.host_key.id,
+            host_name: field(Some(&ctx.host_name())),
+            context,
+            issued_at: now,
+            expires_at: now + u64::from(ttl),
+        },
+        number: random_number(),
+        deadline: Instant::now() + Duration::from_secs(u64::from(ttl)),
+        consumed: false,
+    })
 }
 
 #[cfg(test)]
@@ -448,45 +382,13 @@ mod tests {
             );
         }
     }
-
     #[test]
-    fn a_denial_is_remembered_per_user_and_connection() {
-        let book = PushBook::default();
-        let now = Instant::now();
-        book.note_denial("alice", 42, now);
-        assert!(book.denied_on_connection("alice", 42, now + Duration::from_secs(5)));
-        assert!(
-            !book.denied_on_connection("alice", 43, now),
-            "another connection"
-        );
-        assert!(!book.denied_on_connection("bob", 42, now), "another user");
-        assert!(
-            !book.denied_on_connection("alice", 42, now + DENIAL_MEMORY),
-            "forgotten"
-        );
-    }
-
-    #[test]
-    fn one_outstanding_push_and_a_rate_limit() {
-        let book = PushBook::default();
-        let now = Instant::now();
-        let w = Duration::from_secs(300);
-        let slot = book.start("alice", 2, w, now).unwrap();
-        assert_eq!(
-            book.start("alice", 2, w, now).err(),
-            Some(Blocked::Outstanding)
-        );
-        assert!(book.start("bob", 2, w, now).is_ok());
-        drop(slot);
-        let slot = book.start("alice", 2, w, now).unwrap();
-        drop(slot);
-        assert_eq!(
-            book.start("alice", 2, w, now).err(),
-            Some(Blocked::RateLimited)
-        );
-        assert!(
-            book.start("alice", 2, w, now + w).is_ok(),
-            "the window slides"
-        );
+    fn numbers_are_two_digits_and_fields_are_clean() {
+        for _ in 0..1000 {
+            assert!(random_number() < 100);
+        }
+        assert_eq!(field(Some("a\x1b[2Jb")), "a?[2Jb");
+        assert_eq!(field(Some(&"é".repeat(200))).len(), 254);
+        assert_eq!(field(None), "");
     }
 }

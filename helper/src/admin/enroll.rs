@@ -2,10 +2,13 @@
 //! code carries, and a MAC check that keeps the relay from slipping in a
 //! key of its own.
 
-use crate::admin::{generate_codes, require_proof, target, with_state};
+use super::target::target;
+use crate::codes;
 use crate::conn::Conn;
+use crate::ctx::Ctx;
 use crate::peer::Peer;
-use crate::server::Ctx;
+use crate::proof::require_proof;
+use crate::user_state::{generate_codes, with_state};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
@@ -15,18 +18,9 @@ use pushmfa_state::Device;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-/// The host name devices are shown: `push.host_name`, else the system's.
-pub fn host_name(ctx: &Ctx) -> String {
-    if !ctx.cfg.push.host_name.is_empty() {
-        return ctx.cfg.push.host_name.clone();
-    }
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-pub async fn run(
+/// Starts an enrollment, sends the URI for the QR code, and waits for the
+/// device to register through the relay.
+pub(super) async fn run(
     ctx: &Ctx,
     conn: &mut Conn,
     peer: Peer,
@@ -45,14 +39,14 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot start enrollment: {e}"))?;
     let mut secret = Zeroizing::new([0u8; 32]);
-    crate::codes::random_bytes(&mut *secret).map_err(|e| e.to_string())?;
+    codes::random_bytes(&mut *secret).map_err(|e| e.to_string())?;
     let uri = Zeroizing::new(
         EnrollUri {
             relay: relay.base().to_owned(),
             enrollment_id: created.enrollment_id.clone(),
             secret: *secret,
             host_key: ctx.host_key.public,
-            host_name: host_name(ctx),
+            host_name: ctx.host_name(),
             issuer: ctx.cfg.enrollment.issuer.clone(),
             account: user.to_string(),
         }

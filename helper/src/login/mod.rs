@@ -1,0 +1,98 @@
+//! A login, from `Begin` to the `Verdict`: what happens in one
+//! `pam_sm_authenticate`. The push step (`push`) comes first when a backend
+//! is configured, then the recovery-code prompts (`codes`); both talk to the
+//! user only through the `conversation`.
+//!
+//! Unknown, unenrolled and enrolled users see the same prompts in the same
+//! order, and every code typed costs one Argon2id hash whoever the user is.
+//! Only `policy.unenrolled = "ignore"` answers differently (PAM_IGNORE, no
+//! prompt), which is what that setting is for.
+
+mod codes;
+mod conversation;
+mod push;
+
+use crate::conn::Conn;
+use crate::ctx::Ctx;
+use crate::peer::{self, Peer};
+use crate::recovery::RecoveryError;
+use crate::user_state;
+use conversation::{Conversation, End};
+use push::PushEnd;
+use pushmfa_config::Unenrolled;
+use pushmfa_protocol::ipc::{Begin, Outcome, Response};
+use pushmfa_state::{UserName, UserState};
+
+/// Runs the login that `begin` starts on this connection.
+pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
+    if !peer::may_authenticate(&peer, &begin.user) {
+        ctx.log.warning(&format!(
+            "refused: uid {} asked to authenticate user={} service={}; only root may authenticate other users",
+            peer.uid, begin.user, begin.service
+        ));
+        let _ = conn
+            .send(&Response::Refused {
+                message: "only root may authenticate another user".into(),
+            })
+            .await;
+        return;
+    }
+    let user = UserName::parse(&begin.user);
+    if user.is_none() {
+        ctx.log.warning(&format!(
+            "user name {:?} cannot be enrolled (unsupported characters); treating it as unknown",
+            begin.user
+        ));
+    }
+    let mut conv = Conversation {
+        ctx,
+        conn,
+        peer,
+        begin,
+        user,
+        held: Vec::new(),
+    };
+    steps(&mut conv).await;
+}
+
+/// Push first (when a backend is configured), then recovery codes.
+async fn steps(conv: &mut Conversation<'_>) {
+    let state = match load_state(conv).await {
+        Ok(s) => s,
+        Err(e) => {
+            return conv
+                .finish(Outcome::Unavailable, &format!("state: {e}"))
+                .await;
+        }
+    };
+    let enrolled = state.enrolled();
+    if !enrolled && conv.ctx.cfg.policy.unenrolled == Unenrolled::Ignore {
+        return conv
+            .finish(Outcome::Ignore, "not enrolled (policy: ignore)")
+            .await;
+    }
+    let mut first_code = None;
+    if conv.ctx.relay.is_some() {
+        match push::push_step(conv, &state).await {
+            Ok(PushEnd::Decided) => return,
+            Ok(PushEnd::CodeTyped(code)) => first_code = Some(code),
+            Ok(PushEnd::FallBack(msg)) => {
+                if let Err(End::Client(why)) = conv.say_error(&msg).await {
+                    return conv.finish(Outcome::Denied, &why).await;
+                }
+            }
+            Err(End::Client(why)) => return conv.finish(Outcome::Denied, &why).await,
+        }
+    }
+    if let Err(End::Client(why)) = codes::recovery_prompts(conv, enrolled, first_code).await {
+        conv.finish(Outcome::Denied, &why).await;
+    }
+}
+
+/// The user's state; a name that cannot be stored is an unknown user.
+async fn load_state(conv: &Conversation<'_>) -> Result<UserState, RecoveryError> {
+    match &conv.user {
+        Some(user) => user_state::load(conv.ctx, user).await,
+        None => Ok(UserState::new()),
+    }
+}

@@ -1,0 +1,365 @@
+//! The push step of a login: issue a signed challenge, show the number,
+//! wait for a signed answer from an enrolled device, decide. Users without
+//! devices get the same prompts with a decoy number and no push.
+
+use super::conversation::{Conversation, End};
+use crate::peer;
+use crate::push::challenge::{self, Issued, field};
+use crate::push::delivery::{Waited, Withdraw, await_answer, post_everywhere};
+use crate::push_book::Blocked;
+use crate::user_state;
+use pushmfa_config::{FailMode, PushMode};
+use pushmfa_protocol::ipc::Outcome;
+use pushmfa_protocol::relay_api::ChallengeResponse;
+use pushmfa_protocol::signed::{Context, Decision};
+use pushmfa_state::{Device, UserState};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use zeroize::Zeroizing;
+
+/// How the push step ended.
+pub(super) enum PushEnd {
+    /// A verdict was sent.
+    Decided,
+    /// The user typed a recovery code at the push prompt.
+    CodeTyped(Zeroizing<String>),
+    /// No decision: say this, then ask for a recovery code.
+    FallBack(String),
+}
+
+pub const MSG_NO_ANSWER: &str = "No answer from your phone.";
+pub const MSG_UNREACHABLE: &str = "Your phone cannot be reached right now.";
+pub const MSG_DENIED: &str = "Denied on your phone.";
+pub const MSG_WRONG_NUMBER: &str = "The number entered on the phone did not match.";
+
+/// `prompt` for a service configured so, or when there is a remote host
+/// (OpenSSH shows info text only with the next prompt); `wait` otherwise.
+pub fn mode_for(
+    modes: &std::collections::BTreeMap<String, PushMode>,
+    service: &str,
+    remote: bool,
+) -> PushMode {
+    match modes.get(service) {
+        Some(m) => *m,
+        None if remote => PushMode::Prompt,
+        None => PushMode::Wait,
+    }
+}
+
+/// Fills a `push.*_text` template. Values come from the signed challenge,
+/// already sanitized; the module sanitizes the whole text again.
+fn render(template: &str, issued: &Issued, ttl: u32) -> String {
+    let c = &issued.challenge;
+    let rhost = if c.context.rhost.is_empty() {
+        "this computer"
+    } else {
+        c.context.rhost.as_str()
+    };
+    template
+        .replace("{{", "\u{0}")
+        .replace("}}", "\u{1}")
+        .replace("{number}", &format!("{:02}", issued.number))
+        .replace("{ttl}", &ttl.to_string())
+        .replace("{user}", &c.context.user)
+        .replace("{service}", &c.context.service)
+        .replace("{rhost}", rhost)
+        .replace("{host}", &c.host_name)
+        .replace('\u{0}', "{")
+        .replace('\u{1}', "}")
+}
+
+pub(super) async fn push_step(
+    conv: &mut Conversation<'_>,
+    state: &UserState,
+) -> Result<PushEnd, End> {
+    // `ctx` is a shared reference of its own: borrowing the config through
+    // it (not through `conv`) avoids cloning it on every login.
+    let ctx = conv.ctx;
+    let cfg = &ctx.cfg.push;
+    let devices = &state.devices;
+    // Users without devices (unknown, unenrolled, codes only) get the same
+    // prompt with a decoy number and no push, so prompts reveal nothing.
+    let decoy = devices.is_empty();
+    let now = conv.ctx.clock.now_unix();
+    let mut _slot = None;
+    // The sshd connection of this caller, if any (read from /proc once).
+    let ssh_conn = if decoy {
+        None
+    } else {
+        conv.peer.pid.and_then(peer::sshd_connection)
+    };
+    if !decoy {
+        // The application retries after a failure: sudo on the same PAM
+        // handle (the module tells us), OpenSSH in a new child of the same
+        // connection. A denial on the phone is final for that attempt.
+        let retry_on_ssh = ssh_conn.is_some_and(|c| {
+            conv.ctx
+                .push
+                .denied_on_connection(&conv.begin.user, c, Instant::now())
+        });
+        if conv.begin.after_denial || retry_on_ssh {
+            conv.say_error(MSG_DENIED).await?;
+            conv.finish_with(
+                Outcome::Denied,
+                "retry after a denial on the phone: not pushed again",
+                true,
+            )
+            .await;
+            return Ok(PushEnd::Decided);
+        }
+        if state.push_muted_until.is_some_and(|t| t > now) {
+            conv.ctx.log.warning(&format!(
+                "push skipped user={}: muted after a fraud report",
+                conv.begin.user
+            ));
+            return Ok(PushEnd::FallBack(
+                "Approval requests to this account are paused after a \"not me\" report.".into(),
+            ));
+        }
+        let window = Duration::from_secs(u64::from(cfg.rate_limit_window_secs));
+        match conv.ctx.push.start(
+            &conv.begin.user,
+            cfg.rate_limit_count as usize,
+            window,
+            Instant::now(),
+        ) {
+            Ok(slot) => _slot = Some(slot),
+            Err(Blocked::Outstanding) => {
+                return Ok(PushEnd::FallBack(
+                    "Another sign-in is already waiting for your phone.".into(),
+                ));
+            }
+            Err(Blocked::RateLimited) => {
+                conv.ctx
+                    .log
+                    .warning(&format!("push rate limit reached user={}", conv.begin.user));
+                return Ok(PushEnd::FallBack(
+                    "Too many approval requests recently.".into(),
+                ));
+            }
+        }
+    }
+    // Under PAM_SILENT (sudo's default) an info line would never be
+    // shown: the number must then be in a prompt.
+    let mode = if conv.begin.silent {
+        PushMode::Prompt
+    } else {
+        mode_for(&cfg.modes, &conv.begin.service, conv.begin.rhost.is_some())
+    };
+    for round in 0..=cfg.resend {
+        if round > 0 && !decoy {
+            let window = Duration::from_secs(u64::from(cfg.rate_limit_window_secs));
+            if !conv.ctx.push.count_resend(
+                &conv.begin.user,
+                cfg.rate_limit_count as usize,
+                window,
+                Instant::now(),
+            ) {
+                break;
+            }
+        }
+        let mut issued = match issue(conv, cfg.ttl_secs) {
+            Ok(i) => i,
+            Err(e) => {
+                conv.finish(Outcome::Error, &format!("cannot sign a challenge: {e}"))
+                    .await;
+                return Ok(PushEnd::Decided);
+            }
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let mut pollers = JoinSet::new();
+        if !decoy {
+            match post_everywhere(conv.ctx, &issued, devices, &tx, &mut pollers).await {
+                Ok(()) => {}
+                Err(why) => return unreachable(conv, &why).await,
+            }
+        }
+        drop(tx);
+        let mut withdraw = Withdraw::new(conv.ctx, &issued, devices, decoy);
+        let waited = show_and_wait(conv, mode, &mut issued, devices, rx).await?;
+        pollers.abort_all();
+        match &waited {
+            // Expired at the relay too: nothing to take back.
+            Waited::TimedOut => withdraw.disarm(),
+            Waited::Accepted(_, device) => withdraw.answered_by(device),
+            Waited::WrongNumber(_) | Waited::Typed(_) => {}
+        }
+        match waited {
+            Waited::Accepted(Decision::Approve, device) => {
+                conv.finish(Outcome::Success, &format!("method=push device={device}"))
+                    .await;
+                return Ok(PushEnd::Decided);
+            }
+            Waited::Accepted(Decision::Deny, device) => {
+                conv.say_error(MSG_DENIED).await?;
+                if let Some(c) = ssh_conn {
+                    conv.ctx
+                        .push
+                        .note_denial(&conv.begin.user, c, Instant::now());
+                }
+                conv.finish_with(Outcome::Denied, &format!("denied on device={device}"), true)
+                    .await;
+                return Ok(PushEnd::Decided);
+            }
+            Waited::Accepted(Decision::Fraud, device) => return fraud(conv, &device).await,
+            Waited::WrongNumber(device) => {
+                conv.say_error(MSG_WRONG_NUMBER).await?;
+                conv.finish(Outcome::Denied, &format!("wrong number on device={device}"))
+                    .await;
+                return Ok(PushEnd::Decided);
+            }
+            Waited::Typed(code) => return Ok(PushEnd::CodeTyped(code)),
+            Waited::TimedOut => {}
+        }
+    }
+    Ok(PushEnd::FallBack(MSG_NO_ANSWER.into()))
+}
+
+/// A fresh challenge for this login.
+fn issue(conv: &Conversation<'_>, ttl: u32) -> Result<Issued, String> {
+    let b = &conv.begin;
+    challenge::issue(
+        conv.ctx,
+        Context {
+            user: field(Some(&b.user)),
+            service: field(Some(&b.service)),
+            rhost: field(b.rhost.as_deref()),
+            tty: field(b.tty.as_deref()),
+        },
+        ttl,
+    )
+}
+
+/// Shows the number (before any waiting) and waits for a decision.
+async fn show_and_wait(
+    conv: &mut Conversation<'_>,
+    mode: PushMode,
+    issued: &mut Issued,
+    devices: &[Device],
+    mut rx: mpsc::Receiver<ChallengeResponse>,
+) -> Result<Waited, End> {
+    let ttl = issued
+        .deadline
+        .saturating_duration_since(Instant::now())
+        .as_secs() as u32;
+    match mode {
+        PushMode::Prompt => {
+            let text = render(&conv.ctx.cfg.push.prompt_text, issued, ttl);
+            let answer = conv.ask_then_wait(&text, false, ttl).await?;
+            if !answer.trim().is_empty() {
+                return Ok(Waited::Typed(answer));
+            }
+        }
+        PushMode::Wait => {
+            let text = render(&conv.ctx.cfg.push.info_text, issued, ttl);
+            conv.say_info(&text, ttl).await?;
+        }
+    }
+    Ok(await_answer(
+        conv.ctx,
+        issued,
+        devices,
+        &mut rx,
+        &conv.begin.user,
+        &conv.begin.service,
+    )
+    .await)
+}
+
+async fn unreachable(conv: &mut Conversation<'_>, why: &str) -> Result<PushEnd, End> {
+    if conv.ctx.cfg.policy.failmode == FailMode::Safe {
+        conv.ctx.log.error(&format!(
+            "FAILMODE SAFE: push could not be delivered ({why}); letting user={} service={} in WITHOUT a second factor",
+            conv.begin.user, conv.begin.service
+        ));
+        conv.finish(Outcome::Success, "failmode=safe, backend unreachable")
+            .await;
+        return Ok(PushEnd::Decided);
+    }
+    conv.ctx.log.warning(&format!(
+        "push backend unreachable ({why}); asking for a recovery code"
+    ));
+    Ok(PushEnd::FallBack(MSG_UNREACHABLE.into()))
+}
+
+async fn fraud(conv: &mut Conversation<'_>, device: &str) -> Result<PushEnd, End> {
+    let mute = u64::from(conv.ctx.cfg.push.fraud_mute_secs);
+    let until = conv.ctx.clock.now_unix() + mute;
+    conv.ctx.log.error(&format!(
+        "FRAUD REPORTED user={} service={} rhost={} device={device}: someone else tried to sign in; pushes muted for {mute} s",
+        conv.begin.user,
+        conv.begin.service,
+        conv.begin.rhost.as_deref().unwrap_or("-"),
+    ));
+    if let Some(user) = conv.user.clone() {
+        if let Err(e) = user_state::with_state(conv.ctx, &user, move |s| {
+            s.push_muted_until = Some(until);
+            Ok(())
+        })
+        .await
+        {
+            conv.ctx
+                .log
+                .error(&format!("could not persist the push mute: {e}"));
+        }
+    }
+    conv.say_error(&format!(
+        "Reported as not you. Approval requests are paused for {} minutes; tell your administrator.",
+        mute.div_ceil(60)
+    ))
+    .await?;
+    conv.finish(
+        Outcome::Denied,
+        &format!("fraud reported on device={device}"),
+    )
+    .await;
+    Ok(PushEnd::Decided)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pushmfa_protocol::signed::Challenge;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn modes_default_by_remote_host() {
+        let mut m = BTreeMap::new();
+        assert_eq!(mode_for(&m, "sshd", true), PushMode::Prompt);
+        assert_eq!(mode_for(&m, "sudo", false), PushMode::Wait);
+        m.insert("sudo".into(), PushMode::Prompt);
+        assert_eq!(mode_for(&m, "sudo", false), PushMode::Prompt);
+    }
+
+    #[test]
+    fn templates_fill_every_placeholder() {
+        let issued = Issued {
+            challenge: Challenge {
+                id: [0; 32],
+                host_id: [0; 32],
+                host_name: "web-1".into(),
+                context: Context {
+                    user: "alice".into(),
+                    service: "sshd".into(),
+                    rhost: String::new(),
+                    tty: String::new(),
+                },
+                issued_at: 0,
+                expires_at: 60,
+            },
+            number: 7,
+            deadline: Instant::now(),
+            consumed: false,
+        };
+        let t = render(
+            "{host}: {user} via {service} from {rhost}: {number} ({ttl} s) {{literal}}",
+            &issued,
+            42,
+        );
+        assert_eq!(
+            t,
+            "web-1: alice via sshd from this computer: 07 (42 s) {literal}"
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! Delivering a challenge through the relay: post it to every device's
+//! channel, long-poll for the answers, verify them as they arrive, and take
+//! the challenge back when nobody waits for it any more.
+
+use super::challenge::{Issued, Rejected, check_answer};
+use crate::ctx::Ctx;
+use crate::log::Logger;
+use crate::relay_client::RelayClient;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::relay_api::{ChallengeResponse, PostChallenge};
+use pushmfa_protocol::signed::Decision;
+use pushmfa_state::Device;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use zeroize::Zeroizing;
+
+/// What one round of waiting produced.
+pub enum Waited {
+    Accepted(Decision, String),
+    WrongNumber(String),
+    TimedOut,
+    /// The user typed something at the prompt instead.
+    Typed(Zeroizing<String>),
+}
+
+/// Posts the challenge to every device's channel and starts a long-poll
+/// for each answer. Fails only if no device could be reached.
+pub async fn post_everywhere(
+    ctx: &Ctx,
+    issued: &Issued,
+    devices: &[Device],
+    tx: &mpsc::Sender<ChallengeResponse>,
+    pollers: &mut JoinSet<()>,
+) -> Result<(), String> {
+    let Some(relay) = ctx.relay.clone() else {
+        return Err("no backend".into());
+    };
+    let encoded = issued.challenge.encode();
+    let signature = ctx.host_key.sign(&encoded)?;
+    let body = PostChallenge {
+        id: B64.encode(issued.challenge.id),
+        expires_in: issued.challenge.expires_at - issued.challenge.issued_at,
+        challenge: B64.encode(&encoded),
+        signature: B64.encode(&signature),
+    };
+    let mut posts = JoinSet::new();
+    for d in devices {
+        let (relay, body, d) = (relay.clone(), body.clone(), d.clone());
+        posts.spawn(async move {
+            (
+                relay
+                    .post_challenge(&d.channel_id, &d.channel_token, &body)
+                    .await,
+                d,
+            )
+        });
+    }
+    let mut reached = 0;
+    let mut last_error = String::new();
+    while let Some(joined) = posts.join_next().await {
+        let Ok((result, d)) = joined else { continue };
+        match result {
+            Ok(()) => {
+                reached += 1;
+                let (relay, tx, id, deadline) =
+                    (relay.clone(), tx.clone(), body.id.clone(), issued.deadline);
+                pollers.spawn(async move {
+                    // Long-poll until an answer or the deadline; one answer per channel.
+                    loop {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return;
+                        }
+                        let wait = left
+                            .min(Duration::from_secs(30))
+                            .max(Duration::from_secs(1));
+                        match relay
+                            .wait_response(&d.channel_id, &d.channel_token, &id, wait)
+                            .await
+                        {
+                            Ok(Some(r)) => {
+                                let _ = tx.send(r).await;
+                                return;
+                            }
+                            Ok(None) => continue,
+                            Err(_) => {
+                                // Relay hiccup: back off briefly rather than spin.
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                ctx.log
+                    .warning(&format!("push to device={} failed: {e}", d.name));
+                last_error = e.to_string();
+            }
+        }
+    }
+    if reached == 0 {
+        Err(last_error)
+    } else {
+        Ok(())
+    }
+}
+
+/// Takes a challenge back from every device's channel when the login step
+/// ends without it (a recovery code typed, an answer from another device,
+/// the conversation aborted), so phones stop offering a request nobody
+/// waits for. Runs on drop, so every exit path is covered; best effort.
+pub struct Withdraw {
+    relay: Option<RelayClient>,
+    log: Arc<Logger>,
+    user: String,
+    id: String,
+    /// (device name, channel, token) of every device still offering it.
+    channels: Vec<(String, String, String)>,
+}
+
+impl Withdraw {
+    pub fn new(ctx: &Ctx, issued: &Issued, devices: &[Device], decoy: bool) -> Withdraw {
+        Withdraw {
+            relay: if decoy { None } else { ctx.relay.clone() },
+            log: ctx.log.clone(),
+            user: issued.challenge.context.user.clone(),
+            id: B64.encode(issued.challenge.id),
+            channels: devices
+                .iter()
+                .map(|d| {
+                    (
+                        d.name.clone(),
+                        d.channel_id.clone(),
+                        d.channel_token.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn disarm(&mut self) {
+        self.relay = None;
+    }
+
+    /// The relay forgot the challenge on that device's channel when it
+    /// delivered the answer: nothing to take back there.
+    pub fn answered_by(&mut self, device: &str) {
+        self.channels.retain(|(name, _, _)| name != device);
+    }
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        let Some(relay) = self.relay.take() else {
+            return;
+        };
+        if self.channels.is_empty() {
+            return;
+        }
+        let (id, channels) = (
+            std::mem::take(&mut self.id),
+            std::mem::take(&mut self.channels),
+        );
+        let (log, user) = (self.log.clone(), std::mem::take(&mut self.user));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut failed = 0;
+                for (_, channel, token) in &channels {
+                    if relay.withdraw_challenge(channel, token, &id).await.is_err() {
+                        failed += 1;
+                    }
+                }
+                log.debug(&format!(
+                    "push request withdrawn user={user} devices={} failed={failed}",
+                    channels.len()
+                ));
+            });
+        }
+    }
+}
+
+/// Waits for the first acceptable answer until the challenge's deadline.
+/// Bad answers are logged loudly and ignored: a relay can only delay.
+pub async fn await_answer(
+    ctx: &Ctx,
+    issued: &mut Issued,
+    devices: &[Device],
+    rx: &mut mpsc::Receiver<ChallengeResponse>,
+    user: &str,
+    service: &str,
+) -> Waited {
+    loop {
+        let left = issued.deadline.saturating_duration_since(Instant::now());
+        let msg = match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(m)) => m,
+            // Deadline, or every poller gave up (decoys have none: wait it out).
+            Ok(None) => {
+                tokio::time::sleep(issued.deadline.saturating_duration_since(Instant::now())).await;
+                return Waited::TimedOut;
+            }
+            Err(_) => return Waited::TimedOut,
+        };
+        let (Ok(response), Ok(signature)) = (B64.decode(&msg.response), B64.decode(&msg.signature))
+        else {
+            ctx.log.warning("push answer rejected: not base64");
+            continue;
+        };
+        match check_answer(issued, devices, &response, &signature, Instant::now()) {
+            Ok(a) => return Waited::Accepted(a.decision, a.device),
+            Err(Rejected::WrongNumber) => {
+                return Waited::WrongNumber("?".into());
+            }
+            Err(why) => {
+                ctx.log.error(&format!(
+                    "push answer REJECTED user={} service={}: {} (a relay or device sent a bad answer; still waiting)",
+                    user,
+                    service,
+                    why.as_str()
+                ));
+            }
+        }
+    }
+}
