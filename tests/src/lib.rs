@@ -60,6 +60,51 @@ fn must_exist(p: PathBuf) -> PathBuf {
     p
 }
 
+/// The workspace root.
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds every binary and library of the workspace (the module, the
+/// helper, the CLI, the relay, the authenticator) into the directory the
+/// tests run from, once per test process. `cargo test -p pushmfa-tests`
+/// builds only this package's own targets; with this, one scenario runs on
+/// a fresh clone as `cargo test -p pushmfa-tests --test NAME`.
+fn build_workspace() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = build_dir();
+        let Some(target_dir) = dir.parent() else {
+            return;
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--workspace", "--bins", "--lib", "--quiet"])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(workspace());
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        eprintln!("building the workspace's binaries for the scenarios: {cmd:?}");
+        let status = cmd.status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "building the workspace failed ({status:?}); run `cargo build --workspace`"
+        );
+    });
+}
+
+/// `path`, built first if it is missing or older than its sources.
+fn built(path: PathBuf, source_dirs: &[&str]) -> PathBuf {
+    if !path.exists() || !is_fresh(&path, source_dirs) {
+        build_workspace();
+    }
+    let path = must_exist(path);
+    assert_fresh(&path, source_dirs);
+    path
+}
+
 /// The built module; `PUSHMFA_MODULE` overrides (e.g. a release build).
 /// `cargo build` leaves one copy in `target/<profile>/` and `cargo test`
 /// another in `deps/`: the newer is used, and it must be newer than its
@@ -68,34 +113,44 @@ pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("PUSHMFA_MODULE") {
         return must_exist(PathBuf::from(p));
     }
+    const SOURCES: &[&str] = &["pam_pushmfa/src", "protocol/src"];
     let dir = build_dir();
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let path = [
-        dir.join("libpam_pushmfa.so"),
-        dir.join("deps/libpam_pushmfa.so"),
-    ]
-    .into_iter()
-    .filter(|p| p.exists())
-    .max_by_key(|p| mtime(p))
-    .unwrap_or_else(|| must_exist(dir.join("deps/libpam_pushmfa.so")));
-    assert_fresh(&path, &["pam_pushmfa/src", "protocol/src"]);
-    path
+    let newest = || {
+        [
+            dir.join("libpam_pushmfa.so"),
+            dir.join("deps/libpam_pushmfa.so"),
+        ]
+        .into_iter()
+        .filter(|p| p.exists())
+        .max_by_key(|p| mtime(p))
+    };
+    match newest() {
+        Some(p) if is_fresh(&p, SOURCES) => p,
+        _ => built(dir.join("libpam_pushmfa.so"), SOURCES),
+    }
 }
 
-fn assert_fresh(path: &Path, source_dirs: &[&str]) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+/// Whether `path` is at least as new as every file under `source_dirs`.
+fn is_fresh(path: &Path, source_dirs: &[&str]) -> bool {
+    let root = workspace();
     let sources = source_dirs
         .iter()
         .filter_map(|d| newest_mtime(&root.join(d)))
         .max();
     let built = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    if let (Some(src), Some(exe)) = (sources, built) {
-        assert!(
-            exe >= src,
-            "{} is older than its sources: run `cargo test --workspace` (or `cargo build --workspace` first)",
-            path.display()
-        );
+    match (sources, built) {
+        (Some(src), Some(exe)) => exe >= src,
+        _ => true,
     }
+}
+
+fn assert_fresh(path: &Path, source_dirs: &[&str]) {
+    assert!(
+        is_fresh(path, source_dirs),
+        "{} is older than its sources: run `cargo test --workspace` (or `cargo build --workspace` first)",
+        path.display()
+    );
 }
 
 /// Newest modification time of the files under `dir`.
@@ -113,16 +168,13 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
-/// A built binary of the workspace (`PUSHMFA_BIN_DIR` overrides the directory).
-///
-/// `cargo test -p pushmfa-tests` rebuilds the helper library but not its
-/// binaries, so a binary older than the sources it is built from would test
-/// stale code: that is refused.
+/// A built binary of the workspace (`PUSHMFA_BIN_DIR` overrides the
+/// directory). A binary that is missing, or older than the sources it is
+/// built from, is built first (see [`build_workspace`]).
 pub fn bin(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("PUSHMFA_BIN_DIR") {
         return must_exist(PathBuf::from(dir).join(name));
     }
-    let path = must_exist(build_dir().join(name));
     // The sources each binary is built from.
     let dirs: &[&str] = match name {
         "pushmfa-relay" => &["relay/src", "protocol/src"],
@@ -130,8 +182,7 @@ pub fn bin(name: &str) -> PathBuf {
         "pushmfa" => &["cli/src", "protocol/src", "config/src", "state/src"],
         _ => &["helper/src", "protocol/src", "config/src", "state/src"],
     };
-    assert_fresh(&path, dirs);
-    path
+    built(build_dir().join(name), dirs)
 }
 
 /// The helper's stderr lines, with a wakeup for each new line.
