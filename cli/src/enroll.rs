@@ -5,10 +5,12 @@ use crate::account::print_codes;
 use crate::calls::{TIMEOUT, show_approval};
 use crate::proof::proof_if_needed;
 use pushmfa_protocol::admin_client::{self as client, ClientError};
+use pushmfa_protocol::enroll::EnrollUri;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// The QR code in black on white whatever the terminal's colours, so it
 /// scans on dark and light themes alike.
@@ -28,6 +30,31 @@ fn qr_text(uri: &str) -> Option<String> {
     )
 }
 
+/// The QR code and the text forms: a link to the relay's web app that a
+/// phone's camera opens (when a phone can use the app there), and the
+/// `pushmfa://` URI for software authenticators.
+fn show_enrollment(uri: &str) {
+    let link = EnrollUri::parse(uri)
+        .ok()
+        .filter(EnrollUri::app_reachable)
+        .map(|u| Zeroizing::new(u.to_app_link()));
+    let shown = link.as_deref().map_or(uri, String::as_str);
+    if let Some(qr) = qr_text(shown) {
+        print!("{qr}");
+    }
+    match &link {
+        Some(link) => {
+            println!("Scan the code with your phone's camera, or open this link on the phone:");
+            println!("{}", link.as_str());
+            println!("For a software authenticator (pushmfa-authenticator enroll), this URI:");
+        }
+        None => println!(
+            "The relay is not https, so phones cannot use its web app; give this URI to a software authenticator:"
+        ),
+    }
+    println!("{uri}");
+}
+
 pub(crate) fn enroll(socket: &Path, user: Option<String>) -> Result<(), ClientError> {
     let proof = proof_if_needed(socket, &user, "add a device")?;
     let mut session = client::Session::start(socket, AdminRequest::Enroll { user, proof })?;
@@ -40,11 +67,7 @@ pub(crate) fn enroll(socket: &Path, user: Option<String>) -> Result<(), ClientEr
             _ => return Err(ClientError::Unexpected),
         }
     };
-    if let Some(qr) = qr_text(&uri) {
-        print!("{qr}");
-    }
-    println!("Scan the code with the pushmfa app, or give this URI to a software authenticator:");
-    println!("{uri}");
+    show_enrollment(&uri);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let countdown = std::io::stderr().is_terminal().then(|| {
         let done = done.clone();

@@ -15,6 +15,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::hmac;
 
 pub const SCHEME_PREFIX: &str = "pushmfa://enroll?";
+/// Where the fields start in a link to the relay's web app
+/// (`<relay>/app/#enroll?...`): in the fragment, never sent to a server.
+pub const APP_FRAGMENT: &str = "#enroll?";
 pub const MAC_TAG: &[u8] = b"pushmfa-enroll-v1\0";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +33,9 @@ pub struct EnrollUri {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UriError {
-    #[error("not a pushmfa enrollment URI (it starts with {SCHEME_PREFIX})")]
+    #[error(
+        "not a pushmfa enrollment URI (it starts with {SCHEME_PREFIX}, or is a link to .../app/{APP_FRAGMENT}...)"
+    )]
     Scheme,
     #[error("unsupported enrollment URI version")]
     Version,
@@ -69,8 +74,34 @@ fn pct_decode(s: &str) -> Option<String> {
 
 impl EnrollUri {
     pub fn to_uri(&self) -> String {
+        format!("{SCHEME_PREFIX}{}", self.query())
+    }
+
+    /// The link to the relay's phone web app, for a phone's camera.
+    pub fn to_app_link(&self) -> String {
         format!(
-            "{SCHEME_PREFIX}v=1&relay={}&id={}&secret={}&host_key={}&host={}&issuer={}&account={}",
+            "{}/app/{APP_FRAGMENT}{}",
+            self.relay.trim_end_matches('/'),
+            self.query()
+        )
+    }
+
+    /// Whether a phone can use the web app at this relay: browsers give
+    /// WebCrypto and service workers only to https pages (and loopback).
+    pub fn app_reachable(&self) -> bool {
+        let r = self.relay.as_str();
+        r.starts_with("https://")
+            || ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+                .iter()
+                .any(|p| {
+                    r.strip_prefix(p)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+                })
+    }
+
+    fn query(&self) -> String {
+        format!(
+            "v=1&relay={}&id={}&secret={}&host_key={}&host={}&issuer={}&account={}",
             pct_encode(&self.relay),
             pct_encode(&self.enrollment_id),
             B64.encode(self.secret),
@@ -81,11 +112,19 @@ impl EnrollUri {
         )
     }
 
+    /// Parses either form: `pushmfa://enroll?...` or `<relay>/app/#enroll?...`.
     pub fn parse(uri: &str) -> Result<EnrollUri, UriError> {
         if uri.len() > 4096 {
             return Err(UriError::Scheme);
         }
-        let query = uri.strip_prefix(SCHEME_PREFIX).ok_or(UriError::Scheme)?;
+        let query = match uri.strip_prefix(SCHEME_PREFIX) {
+            Some(q) => q,
+            None if uri.starts_with("https://") || uri.starts_with("http://") => uri
+                .split_once(APP_FRAGMENT)
+                .map(|(_, q)| q)
+                .ok_or(UriError::Scheme)?,
+            None => return Err(UriError::Scheme),
+        };
         let get = |name: &'static str| -> Result<String, UriError> {
             query
                 .split('&')
@@ -204,6 +243,32 @@ mod tests {
         );
         assert!(EnrollUri::parse(&format!("{SCHEME_PREFIX}{}", "a".repeat(5000))).is_err());
         assert!(EnrollUri::parse(&u.to_uri().replace("web-1&", "%ZZ&")).is_err());
+    }
+
+    #[test]
+    fn the_app_link_carries_the_same_fields_in_its_fragment() {
+        let u = sample();
+        let link = u.to_app_link();
+        assert!(link.starts_with("https://relay.example.org:8443/base path/app/#enroll?v=1&"));
+        assert_eq!(EnrollUri::parse(&link).unwrap(), u);
+        assert_eq!(
+            EnrollUri::parse("https://relay.example.org/app/"),
+            Err(UriError::Scheme)
+        );
+        assert_eq!(
+            EnrollUri::parse(&link.replace("https://", "ftp://")),
+            Err(UriError::Scheme)
+        );
+        let at = |relay: &str| EnrollUri {
+            relay: relay.into(),
+            ..sample()
+        };
+        assert!(at("https://relay.example.org").app_reachable());
+        assert!(at("http://127.0.0.1:8480").app_reachable());
+        assert!(at("http://localhost").app_reachable());
+        assert!(!at("http://relay.example.org").app_reachable());
+        assert!(!at("http://localhost.evil.example").app_reachable());
+        assert!(!at("http://127.0.0.1.nip.io").app_reachable());
     }
 
     fn unhex(s: &str) -> Vec<u8> {

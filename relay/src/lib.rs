@@ -13,7 +13,7 @@ mod limits;
 mod persist;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -59,6 +59,8 @@ impl Default for RelayConfig {
 pub enum RelayError {
     #[error("{0}")]
     Persist(String),
+    #[error("the system's random number generator failed")]
+    Random,
 }
 
 type TokenHash = [u8; 32];
@@ -87,8 +89,10 @@ pub(crate) struct Channel {
     pub device_token: TokenHash,
     pub created_at: u64,
     pending: HashMap<String, Pending>,
-    /// Bumped whenever a challenge arrives, to wake polling devices.
-    arrivals: watch::Sender<u64>,
+    /// Bumped whenever the device's pending list changes (a challenge
+    /// arrives, is answered or withdrawn): wakes long-polling devices and
+    /// is their cursor (the list's ETag).
+    changes: watch::Sender<u64>,
 }
 
 impl Channel {
@@ -102,7 +106,7 @@ impl Channel {
             device_token,
             created_at,
             pending: HashMap::new(),
-            arrivals: watch::channel(0).0,
+            changes: watch::channel(0).0,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct Relay {
     inner: Mutex<Inner>,
     limiter: RateLimiter,
     rng: SystemRandom,
+    /// Random per process: a cursor from before a restart never matches.
+    epoch: String,
 }
 
 /// An error answer: status code plus `{"error": ...}`.
@@ -149,12 +155,21 @@ impl Relay {
         if let Some(dir) = &cfg.data_dir {
             inner.channels = persist::load(dir).map_err(RelayError::Persist)?;
         }
+        let rng = SystemRandom::new();
+        let mut epoch = [0u8; 8];
+        rng.fill(&mut epoch).map_err(|_| RelayError::Random)?;
         Ok(Relay {
             limiter: RateLimiter::new(cfg.rate_per_sec, cfg.burst),
             cfg,
             inner: Mutex::new(inner),
-            rng: SystemRandom::new(),
+            rng,
+            epoch: B64.encode(epoch),
         })
+    }
+
+    /// The ETag of a channel's pending list after `changes` changes.
+    fn etag(&self, changes: u64) -> String {
+        format!("\"{}.{changes}\"", self.epoch)
     }
 
     fn lock(&self) -> ApiResult<MutexGuard<'_, Inner>> {
@@ -486,7 +501,7 @@ async fn post_challenge(
             response: watch::channel(None).0,
         },
     );
-    ch.arrivals.send_modify(|n| *n += 1);
+    ch.changes.send_modify(|n| *n += 1);
     Ok(StatusCode::CREATED)
 }
 
@@ -501,10 +516,13 @@ async fn withdraw_challenge(
     let token = bearer(&headers)?;
     let mut inner = relay.lock()?;
     authorize(&relay, &inner, &channel, Role::Helper, &token)?;
-    let removed = inner
-        .channels
-        .get_mut(&channel)
-        .and_then(|ch| ch.pending.remove(&id));
+    let removed = inner.channels.get_mut(&channel).and_then(|ch| {
+        let removed = ch.pending.remove(&id);
+        if removed.is_some() {
+            ch.changes.send_modify(|n| *n += 1);
+        }
+        removed
+    });
     match removed {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(err(StatusCode::NOT_FOUND, "no such challenge (expired?)")),
@@ -523,13 +541,22 @@ fn unanswered(ch: &Channel) -> Vec<PendingChallenge> {
         .collect()
 }
 
+/// The device's pending list. With `If-None-Match: <ETag of the last list>`
+/// it waits until the list differs from that one (or `wait` ends: 304), so
+/// a device that shows a request and polls again does not spin. Without
+/// it, it answers at once while anything is pending, else waits for an
+/// arrival.
 async fn list_challenges(
     State(relay): State<Arc<Relay>>,
     Path(channel): Path<String>,
     Query(q): Query<WaitQuery>,
     headers: HeaderMap,
-) -> ApiResult<Json<PendingList>> {
+) -> ApiResult<Response> {
     let token = bearer(&headers)?;
+    let cursor = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let deadline = Instant::now() + wait_for(&q);
     let mut rx = {
         let inner = relay.lock()?;
@@ -537,23 +564,32 @@ async fn list_challenges(
         let Some(ch) = inner.channels.get(&channel) else {
             return Err(err(StatusCode::NOT_FOUND, "no such channel"));
         };
+        let etag = relay.etag(*ch.changes.borrow());
         let now_pending = unanswered(ch);
-        if !now_pending.is_empty() {
-            return Ok(Json(PendingList {
-                challenges: now_pending,
-            }));
+        let changed = match &cursor {
+            Some(c) => *c != etag,
+            None => !now_pending.is_empty(),
+        };
+        if changed {
+            return Ok(pending_list(etag, now_pending));
         }
-        ch.arrivals.subscribe()
+        ch.changes.subscribe()
     };
-    // Nothing yet: wait for an arrival (or the deadline), then list again.
+    // Nothing new yet: wait for a change (or the deadline), then look again.
     let _ = tokio::time::timeout_at(deadline.into(), rx.changed()).await;
     let inner = relay.lock()?;
-    let challenges = inner
-        .channels
-        .get(&channel)
-        .map(unanswered)
-        .unwrap_or_default();
-    Ok(Json(PendingList { challenges }))
+    let Some(ch) = inner.channels.get(&channel) else {
+        return Err(err(StatusCode::NOT_FOUND, "no such channel"));
+    };
+    let etag = relay.etag(*ch.changes.borrow());
+    if cursor.as_ref() == Some(&etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok(pending_list(etag, unanswered(ch)))
+}
+
+fn pending_list(etag: String, challenges: Vec<PendingChallenge>) -> Response {
+    ([(header::ETAG, etag)], Json(PendingList { challenges })).into_response()
 }
 
 async fn post_response(
@@ -568,10 +604,12 @@ async fn post_response(
     b64_field("signature", &resp.signature, Some(64))?;
     let mut inner = relay.lock()?;
     authorize(&relay, &inner, &channel, Role::Device, &token)?;
-    let pending = inner
-        .channels
-        .get_mut(&channel)
-        .and_then(|ch| ch.pending.get_mut(&id))
+    let Some(ch) = inner.channels.get_mut(&channel) else {
+        return Err(err(StatusCode::NOT_FOUND, "no such channel"));
+    };
+    let pending = ch
+        .pending
+        .get_mut(&id)
         .filter(|p| p.expires > Instant::now())
         .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))?;
     if pending.answered {
@@ -579,6 +617,7 @@ async fn post_response(
     }
     pending.answered = true;
     pending.response.send_replace(Some(resp));
+    ch.changes.send_modify(|n| *n += 1);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -765,3 +765,128 @@ async fn the_host_can_withdraw_a_challenge_and_only_the_host() {
         .status();
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+/// One device long-poll with a cursor: `(status, etag, pending ids)`.
+async fn poll_pending(
+    r: &RelayProc,
+    device: &DeviceChannel,
+    cursor: Option<&str>,
+    wait: u64,
+) -> (StatusCode, String, Vec<String>) {
+    let mut req = r
+        .http
+        .get(format!(
+            "{}/v1/channels/{}/challenges?wait={wait}",
+            r.url, device.channel_id
+        ))
+        .bearer_auth(&device.device_token);
+    if let Some(c) = cursor {
+        req = req.header("If-None-Match", c);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let ids = if status == StatusCode::OK {
+        let list: PendingList = resp.json().await.unwrap();
+        list.challenges.into_iter().map(|c| c.id).collect()
+    } else {
+        Vec::new()
+    };
+    (status, etag, ids)
+}
+
+#[tokio::test]
+async fn a_device_waits_for_what_is_new_with_a_cursor() {
+    let r = start(None);
+    let (result, device) = r.enroll_device().await;
+    let (ch, tok) = (&result.channel_id, &result.helper_token);
+    let first = b64(32, 1);
+    assert_eq!(
+        r.post_challenge(ch, tok, &first, 60).await,
+        StatusCode::CREATED
+    );
+    let (status, etag, ids) = poll_pending(&r, &device, None, 0).await;
+    assert_eq!((status, ids.clone()), (StatusCode::OK, vec![first.clone()]));
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+
+    // Nothing new: the relay waits the whole time, then says so (no spinning).
+    let t = Instant::now();
+    let (status, same, _) = poll_pending(&r, &device, Some(&etag), 1).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert_eq!(same, etag);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // A second challenge wakes the waiting device at once.
+    let second = b64(32, 2);
+    let waiting = {
+        let (url, chan, token, etag) = (
+            r.url.clone(),
+            device.channel_id.clone(),
+            device.device_token.clone(),
+            etag.clone(),
+        );
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let resp = reqwest::Client::new()
+                .get(format!("{url}/v1/channels/{chan}/challenges?wait=30"))
+                .bearer_auth(token)
+                .header("If-None-Match", etag)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let list: PendingList = resp.json().await.unwrap();
+            (status, list.challenges.len(), t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        r.post_challenge(ch, tok, &second, 60).await,
+        StatusCode::CREATED
+    );
+    let (status, n, waited) = waiting.await.unwrap();
+    assert_eq!((status, n), (StatusCode::OK, 2));
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+
+    // Answering and withdrawing change the list, and so the cursor.
+    let (_, etag, _) = poll_pending(&r, &device, None, 0).await;
+    let answered = r
+        .http
+        .post(format!(
+            "{}/v1/channels/{ch}/challenges/{first}/response",
+            r.url
+        ))
+        .bearer_auth(&device.device_token)
+        .json(&ChallengeResponse {
+            response: b64(80, 3),
+            signature: b64(64, 4),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), StatusCode::NO_CONTENT);
+    let (status, etag2, ids) = poll_pending(&r, &device, Some(&etag), 5).await;
+    assert_eq!((status, ids), (StatusCode::OK, vec![second.clone()]));
+    let withdrawn = r
+        .http
+        .delete(format!("{}/v1/channels/{ch}/challenges/{second}", r.url))
+        .bearer_auth(tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), StatusCode::NO_CONTENT);
+    let (status, _, ids) = poll_pending(&r, &device, Some(&etag2), 5).await;
+    assert_eq!((status, ids), (StatusCode::OK, Vec::<String>::new()));
+
+    // A cursor from another relay process (or garbage) is simply not current.
+    let (status, _, _) = poll_pending(&r, &device, Some("\"other.1\""), 0).await;
+    assert_eq!(status, StatusCode::OK);
+}
