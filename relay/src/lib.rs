@@ -11,6 +11,7 @@
 pub mod args;
 mod limits;
 mod persist;
+pub mod webapp;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -228,6 +229,7 @@ pub async fn sweep_forever(relay: Arc<Relay>) {
 
 pub fn router(relay: Arc<Relay>) -> Router {
     Router::new()
+        .merge(webapp::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/enrollments", post(create_enrollment))
         .route("/v1/enrollments/{id}", get(wait_enrollment))

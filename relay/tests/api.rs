@@ -890,3 +890,51 @@ async fn a_device_waits_for_what_is_new_with_a_cursor() {
     let (status, _, _) = poll_pending(&r, &device, Some("\"other.1\""), 0).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_app_is_served_with_a_strict_policy() {
+    let r = start(None);
+    let page = r.http.get(format!("{}/app/", r.url)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let h = page.headers().clone();
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(page.text().await.unwrap().contains("js/main.js"));
+    let js = r
+        .http
+        .get(format!("{}/app/js/protocol.js", r.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    for missing in [
+        "/app/nope.js",
+        "/app/../Cargo.toml",
+        "/app/js/../../relay/src/lib.rs",
+    ] {
+        let resp = r
+            .http
+            .get(format!("{}{missing}", r.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
+    let root = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/", r.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.headers()["location"], "/app/");
+}

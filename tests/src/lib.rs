@@ -10,6 +10,7 @@ pub mod man;
 pub mod pam;
 pub mod push;
 pub mod sshd;
+pub mod webapp;
 
 use pushmfa_protocol::admin_client as client;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, UserStatus};
@@ -153,8 +154,11 @@ fn assert_fresh(path: &Path, source_dirs: &[&str]) {
     );
 }
 
-/// Newest modification time of the files under `dir`.
+/// Newest modification time of the files under `dir` (or of the file).
 fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    if dir.is_file() {
+        return std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+    }
     let mut newest = None;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -177,7 +181,17 @@ pub fn bin(name: &str) -> PathBuf {
     }
     // The sources each binary is built from.
     let dirs: &[&str] = match name {
-        "pushmfa-relay" => &["relay/src", "protocol/src"],
+        // The relay embeds the web app (not its tests or node_modules).
+        "pushmfa-relay" => &[
+            "relay/src",
+            "protocol/src",
+            "webapp/index.html",
+            "webapp/app.css",
+            "webapp/sw.js",
+            "webapp/manifest.webmanifest",
+            "webapp/js",
+            "webapp/icons",
+        ],
         "pushmfa-authenticator" => &["authenticator/src", "protocol/src"],
         "pushmfa" => &["cli/src", "protocol/src", "config/src", "state/src"],
         _ => &["helper/src", "protocol/src", "config/src", "state/src"],

@@ -4,9 +4,9 @@
 use crate::{TestEnv, bin};
 use pushmfa_authenticator::{Store, answer, enroll, pending};
 use pushmfa_protocol::signed::Decision;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 /// A `pushmfa-relay` process on 127.0.0.1 (killed on drop).
@@ -91,29 +91,8 @@ impl Phone {
     /// Enrolls through `pushmfa enroll --user USER` (the real CLI and helper);
     /// returns the CLI's stdout (QR, URI, codes).
     pub fn enroll(&self, env: &TestEnv, user: &str) -> String {
-        let mut cli = Command::new(bin("pushmfa"))
-            .arg("--socket")
-            .arg(&env.socket)
-            .args(["enroll", "--user", user])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn pushmfa enroll: {e}"));
-        let mut out = String::new();
-        let mut lines =
-            BufReader::new(cli.stdout.take().unwrap_or_else(|| panic!("no stdout"))).lines();
-        let uri = loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    out.push_str(&l);
-                    out.push('\n');
-                    if l.starts_with("pushmfa://") {
-                        break l;
-                    }
-                }
-                _ => panic!("pushmfa enroll printed no URI:\n{out}"),
-            }
-        };
+        let mut cli = EnrollRun::start(env, user);
+        let uri = cli.line_starting("pushmfa://");
         let name = self
             .dir
             .file_name()
@@ -121,13 +100,7 @@ impl Phone {
             .unwrap_or_default();
         rt().block_on(enroll(&self.store(), &uri, &name))
             .unwrap_or_else(|e| panic!("authenticator enroll: {e}"));
-        for l in lines.map_while(Result::ok) {
-            out.push_str(&l);
-            out.push('\n');
-        }
-        let status = cli.wait().unwrap_or_else(|e| panic!("{e}"));
-        assert!(status.success(), "pushmfa enroll failed:\n{out}");
-        out
+        cli.finish("")
     }
 
     /// Answers the one pending request (waiting up to 5 s for it).
@@ -163,6 +136,69 @@ impl Phone {
 
     pub fn store_path(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// `pushmfa enroll --user USER` (the real CLI) running, its output read
+/// line by line.
+pub struct EnrollRun {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// Everything it printed so far.
+    pub out: String,
+}
+
+impl EnrollRun {
+    pub fn start(env: &TestEnv, user: &str) -> EnrollRun {
+        let mut child = Command::new(bin("pushmfa"))
+            .arg("--socket")
+            .arg(&env.socket)
+            .args(["enroll", "--user", user])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn pushmfa enroll: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        EnrollRun {
+            child,
+            lines: BufReader::new(stdout).lines(),
+            out: String::new(),
+        }
+    }
+
+    /// Reads up to the first line that starts with `prefix`, and returns it.
+    pub fn line_starting(&mut self, prefix: &str) -> String {
+        loop {
+            match self.lines.next() {
+                Some(Ok(l)) => {
+                    self.out.push_str(&l);
+                    self.out.push('\n');
+                    if l.starts_with(prefix) {
+                        return l;
+                    }
+                }
+                _ => panic!(
+                    "pushmfa enroll printed no line starting {prefix:?}:\n{}",
+                    self.out
+                ),
+            }
+        }
+    }
+
+    /// Reads the rest, checks that it succeeded (`context` goes into the
+    /// failure message) and returns everything it printed.
+    pub fn finish(mut self, context: &str) -> String {
+        for l in self.lines.by_ref().map_while(Result::ok) {
+            self.out.push_str(&l);
+            self.out.push('\n');
+        }
+        let status = self.child.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            status.success(),
+            "pushmfa enroll failed:\n{}\n{context}",
+            self.out
+        );
+        self.out
     }
 }
 

@@ -1,0 +1,219 @@
+//! The phone web app in Debian's Chromium against the real relay, helper
+//! and module: enroll from the link `pushmfa enroll` prints, then answer
+//! real PAM logins on the page by typing the number from the prompt.
+
+use pushmfa_tests::push::{Relay, number_in, relay_config};
+use pushmfa_tests::webapp::BrowserPhone;
+use pushmfa_tests::{Answer, TestEnv, rc};
+use serde_json::json;
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+const SVC: &str = "pushmfa-test";
+
+/// docs/transcripts/phone/, rewritten with PUSHMFA_UPDATE_TRANSCRIPTS=1.
+fn screenshot_dir() -> Option<PathBuf> {
+    std::env::var_os("PUSHMFA_UPDATE_TRANSCRIPTS")
+        .map(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/transcripts/phone"))
+}
+
+fn setup() -> (Relay, TestEnv) {
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(&relay.url, "[push]\nhost_name = \"web-1\"\n"));
+    e.start_helper();
+    e.service(SVC, "");
+    (relay, e)
+}
+
+/// A login from 203.0.113.7 that the browser answers when the prompt shows
+/// its number: `offset` is added to the number typed (a wrong one unless 0).
+fn login(
+    e: &TestEnv,
+    phone: &Rc<RefCell<BrowserPhone>>,
+    offset: u8,
+    button: &'static str,
+    shot: Option<&'static str>,
+) -> (i32, serde_json::Value, serde_json::Value) {
+    let seen = Rc::new(RefCell::new((json!(null), json!(null))));
+    let (p, s) = (phone.clone(), seen.clone());
+    let (code, transcript) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .tty("pts/3")
+        .answer(Answer::Reply(Box::new(move |prompt: &str| {
+            let n = (number_in(prompt) + offset) % 100;
+            let mut phone = p.borrow_mut();
+            let card = phone.call(json!({"cmd": "wait_request"}));
+            if button == "Approve" {
+                phone.call(json!({"cmd": "type", "digits": format!("{n:02}")}));
+            }
+            if let (Some(dir), Some(name)) = (screenshot_dir(), shot) {
+                phone.screenshot(&dir.join(name));
+            }
+            let done = phone.call(json!({"cmd": "press", "button": button}));
+            *s.borrow_mut() = (card, done);
+            String::new()
+        })))
+        .run();
+    assert!(
+        transcript[0].starts_with("prompt:Approve on your phone with number "),
+        "{transcript:?}"
+    );
+    let (card, done) = seen.borrow().clone();
+    (code, card, done)
+}
+
+#[test]
+fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
+    let (relay, e) = setup();
+    let phone = Rc::new(RefCell::new(BrowserPhone::start(&[])));
+    if let Some(dir) = screenshot_dir() {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+
+    // Enroll: the link opens the app; the secret leaves the address bar.
+    let (out, added) = phone
+        .borrow_mut()
+        .enroll(&e, &relay.url, "alice", "Alice's phone");
+    assert!(
+        added["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Added alice on web-1"),
+        "{added}"
+    );
+    let url = added["url"].as_str().unwrap();
+    assert!(
+        !url.contains('#') && !url.contains("secret"),
+        "the enrollment fragment is still in the address bar: {url}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.len() == 19 && l.matches('-').count() == 3)
+            .count(),
+        10,
+        "first enrollment shows recovery codes:\n{out}"
+    );
+    e.wait_for_log("device enrolled user=alice device=Alice's phone");
+    if let Some(dir) = screenshot_dir() {
+        phone.borrow_mut().screenshot(&dir.join("01-enrolled.png"));
+    }
+
+    // The key is non-extractable and survives a reload.
+    let keys = phone.borrow_mut().call(json!({"cmd": "keys"}));
+    let k = &keys["accounts"][0];
+    assert_eq!(
+        (
+            k["type"].as_str(),
+            k["extractable"].as_bool(),
+            k["exported"].as_str(),
+            k["sigLen"].as_u64()
+        ),
+        (
+            Some("private"),
+            Some(false),
+            Some("InvalidAccessError"),
+            Some(64)
+        ),
+        "{keys}"
+    );
+    phone.borrow_mut().call(json!({"cmd": "reload"}));
+    assert_eq!(
+        phone.borrow_mut().call(json!({"cmd": "keys"}))["accounts"],
+        keys["accounts"]
+    );
+
+    // Approve with the number from the prompt: the login succeeds.
+    let (code, card, done) = login(&e, &phone, 0, "Approve", Some("02-request.png"));
+    assert_eq!(code, rc::SUCCESS, "{card} {done}");
+    assert_eq!(card["host"], "web-1");
+    assert_eq!(card["user"], "alice");
+    assert_eq!(card["service"], SVC);
+    assert_eq!(card["from"], "203.0.113.7");
+    assert_eq!(card["tty"], "pts/3");
+    assert_eq!(done["status"], "approved", "{done}");
+    assert!(
+        e.wait_for_log("outcome=success")
+            .contains("method=push device=Alice's phone")
+    );
+    if let Some(dir) = screenshot_dir() {
+        phone.borrow_mut().screenshot(&dir.join("03-approved.png"));
+    }
+
+    // A wrong number is a denial on the host, whatever the phone signed.
+    let (code, _, done) = login(&e, &phone, 1, "Approve", None);
+    assert_eq!(code, rc::AUTH_ERR, "{done}");
+    e.wait_for_log("outcome=denied (wrong number on device=");
+
+    // Deny.
+    let (code, _, done) = login(&e, &phone, 0, "Deny", None);
+    assert_eq!(
+        (code, done["status"].as_str()),
+        (rc::AUTH_ERR, Some("denied"))
+    );
+    e.wait_for_log("outcome=denied (denied on device=Alice's phone)");
+
+    // "Not me": denied, reported, and further pushes are paused.
+    let (code, _, done) = login(&e, &phone, 0, "Not me", Some("04-not-me.png"));
+    assert_eq!(
+        (code, done["status"].as_str()),
+        (rc::AUTH_ERR, Some("reported"))
+    );
+    e.wait_for_log("FRAUD REPORTED user=alice");
+
+    // No script error and no Content-Security-Policy violation on the way.
+    let problems = phone.borrow_mut().call(json!({"cmd": "problems"}));
+    assert_eq!(problems["problems"], json!([]), "{problems}");
+}
+
+#[test]
+fn a_wrong_or_used_link_says_what_to_do_and_adds_nothing() {
+    let (relay, e) = setup();
+    let mut phone = BrowserPhone::start(&["--width", "320"]);
+    let (_, added) = phone.enroll(&e, &relay.url, "alice", "phone");
+    assert!(
+        added["message"].as_str().unwrap().starts_with("Added"),
+        "{added}"
+    );
+    // The same link again: the relay has closed that enrollment.
+    let text = phone.call(json!({"cmd": "text"}));
+    assert!(
+        text["text"].as_str().unwrap().contains("alice on web-1"),
+        "{text}"
+    );
+    let bogus = format!("{}/app/#enroll?v=1&relay=x", relay.url);
+    phone.call(json!({"cmd": "open", "url": bogus}));
+    let text = phone.call(json!({"cmd": "text"}));
+    assert!(
+        text["text"]
+            .as_str()
+            .unwrap()
+            .contains("the enrollment link has no id"),
+        "{text}"
+    );
+    let keys = phone.call(json!({"cmd": "keys"}));
+    assert_eq!(keys["accounts"].as_array().map(Vec::len), Some(1), "{keys}");
+}
+
+/// The app's own unit tests (its encodings against the protocol's test
+/// vectors), in Node, as part of the workspace's tests.
+#[test]
+fn the_app_passes_its_unit_tests_in_node() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../webapp");
+    let out = std::process::Command::new("node")
+        .args(["--test", "tests/protocol.test.mjs"])
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("node (apt-get install nodejs): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("# fail 0") && !text.contains("# pass 0"),
+        "{text}"
+    );
+}

@@ -1,0 +1,269 @@
+// Boot and wiring: storage, the relay and the keys on one side (device.js,
+// api.js, db.js), the screens on the other (views.js). Only this module
+// knows both.
+
+import * as db from "./db.js";
+import * as device from "./device.js";
+import { parseEnrollLink, sanitize } from "./protocol.js";
+import { RequestCard, accountList, enrollForm, h, welcome } from "./views.js";
+
+const app = document.getElementById("app");
+const statusLine = document.getElementById("status");
+/** Open request cards by "<account id>/<request id>". */
+const cards = new Map();
+/** One long-poll per account, by account id. */
+const pollers = new Map();
+let requestsSection = null;
+const REMOVE_AFTER_MS = 15000;
+const POLL_WAIT_SECS = 30;
+
+function setStatus(text, offline = false) {
+  statusLine.textContent = text;
+  statusLine.classList.toggle("offline", offline);
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+function title(a) {
+  return a.label || `${a.account} on ${a.hostName}`;
+}
+
+async function boot() {
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js").catch(() => {
+      // No offline shell (e.g. a private window): the app still works online.
+    });
+  }
+  setInterval(tick, 1000);
+  if (location.hash.startsWith("#enroll?")) {
+    const link = location.href;
+    // The fragment holds the enrollment secret: off the address bar and
+    // out of history at once; it lives only in memory until used.
+    history.replaceState(null, "", location.pathname + location.search);
+    return showEnroll(link);
+  }
+  return showHome();
+}
+
+function showEnroll(link) {
+  let details;
+  try {
+    details = parseEnrollLink(link);
+  } catch (e) {
+    return showHome(e.message, true);
+  }
+  stopPolling();
+  setStatus("");
+  app.replaceChildren(
+    enrollForm(
+      { account: sanitize(details.account), hostName: sanitize(details.hostName), issuer: sanitize(details.issuer) },
+      {
+        onEnroll: async (name) => {
+          try {
+            const a = await device.enroll(link, name, location.origin);
+            link = null;
+            await showHome(`Added ${title(a)}. Sign-in requests appear here.`);
+            return null;
+          } catch (e) {
+            return e.kind === "gone"
+              ? "This enrollment link has expired or was already used: run pushmfa enroll again."
+              : e.message;
+          }
+        },
+        onCancel: () => showHome(),
+      },
+    ),
+  );
+  app.focus();
+}
+
+async function showHome(notice, isError = false) {
+  let accounts;
+  try {
+    accounts = await db.accounts.all();
+  } catch {
+    app.replaceChildren(h("p", { class: "error" }, "This browser does not let the app store its keys (private mode?)."));
+    return;
+  }
+  const note = notice ? h("p", { class: isError ? "error" : "done", role: "status" }, notice) : null;
+  if (accounts.length === 0) {
+    stopPolling();
+    setStatus("");
+    app.replaceChildren(...[note, welcome({ onLink: (l) => showEnroll(l) })].filter(Boolean));
+    return;
+  }
+  requestsSection = h(
+    "section",
+    { "aria-labelledby": "requests-title", id: "requests" },
+    h("h2", { id: "requests-title" }, "Sign-in requests"),
+    h("p", { class: "muted empty" }, "No sign-in is waiting. Keep this app open, or come back when a sign-in asks."),
+    [...cards.values()].map((c) => c.el),
+  );
+  app.replaceChildren(
+    ...[note, requestsSection, accountList(accounts, { onRename: rename, onRemove: remove })].filter(Boolean),
+  );
+  updateEmpty();
+  syncPollers(accounts);
+}
+
+function updateEmpty() {
+  const empty = requestsSection?.querySelector(".empty");
+  if (empty) empty.hidden = cards.size > 0;
+}
+
+function stopPolling() {
+  for (const c of pollers.values()) c.abort();
+  pollers.clear();
+}
+
+function syncPollers(accounts) {
+  const ids = new Set(accounts.map((a) => a.id));
+  for (const [id, c] of pollers) {
+    if (!ids.has(id)) {
+      c.abort();
+      pollers.delete(id);
+    }
+  }
+  for (const a of accounts) {
+    if (!pollers.has(a.id)) {
+      const c = new AbortController();
+      pollers.set(a.id, c);
+      poll(a, c.signal);
+    }
+  }
+  if (!statusLine.classList.contains("offline")) setStatus("Waiting for sign-in requests");
+}
+
+/** Long-polls one account's channel: each answer is the pending list when
+ *  it changed since `cursor`, or "nothing new" after the wait. */
+async function poll(account, signal) {
+  let cursor = null;
+  let backoff = 1000;
+  while (!signal.aborted) {
+    try {
+      const r = await device.pending(account, cursor, POLL_WAIT_SECS, signal);
+      if (statusLine.classList.contains("offline")) setStatus("Waiting for sign-in requests");
+      backoff = 1000;
+      if (!r.changed) continue;
+      cursor = r.cursor;
+      await showRequests(account, r.list.challenges ?? []);
+    } catch (e) {
+      if (signal.aborted || e.name === "AbortError") return;
+      if (e.kind === "gone" || e.status === 401) {
+        setStatus(`${title(account)} was removed on the host: remove it here too.`, true);
+        await sleep(60000, signal);
+      } else {
+        setStatus(e.kind === "busy" ? "The relay is busy. Retrying…" : "No connection to the relay. Retrying…", true);
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, 30000);
+      }
+    }
+  }
+}
+
+async function showRequests(account, items) {
+  const seen = new Set();
+  for (const item of items) {
+    const key = `${account.id}/${item.id}`;
+    seen.add(key);
+    if (cards.has(key)) continue;
+    let request;
+    try {
+      request = await device.checkRequest(account, item);
+    } catch (e) {
+      // A relay (or anyone) made this up: never shown as approvable.
+      console.warn(`request ${item.id}: ${e.message}`);
+      continue;
+    }
+    const card = new RequestCard(request, { onAnswer });
+    cards.set(key, card);
+    // Newest first: the one the user is looking at the computer for.
+    requestsSection?.querySelector(".empty")?.after(card.el);
+    if (cards.size === 1) card.el.focus();
+  }
+  for (const [key, card] of cards) {
+    if (key.startsWith(`${account.id}/`) && !seen.has(key) && card.status === "open") {
+      card.setStatus("gone");
+      removeLater(key);
+    }
+  }
+  updateEmpty();
+}
+
+function removeLater(key) {
+  setTimeout(() => {
+    cards.get(key)?.el.remove();
+    cards.delete(key);
+    updateEmpty();
+  }, REMOVE_AFTER_MS);
+}
+
+const RESULT = { approve: "approved", deny: "denied", fraud: "reported" };
+
+async function onAnswer(card, what) {
+  const number = card.number();
+  if (what === "approve" && number === null) return;
+  card.setStatus("sending");
+  try {
+    await device.answer(card.request, device.Decision[what], number);
+    card.setStatus(RESULT[what]);
+    removeLater(card.request.key);
+  } catch (e) {
+    if (e.kind === "gone") {
+      card.setStatus("gone");
+      removeLater(card.request.key);
+    } else {
+      // Not sent: the user may try again while the request lives.
+      card.setStatus("open", e.kind === "offline" ? "No connection: the answer was not sent. Try again." : e.message);
+    }
+  }
+}
+
+function tick() {
+  const now = Date.now();
+  for (const [key, card] of cards) {
+    const was = card.status;
+    card.tick(now);
+    if (was === "open" && card.status === "expired") removeLater(key);
+  }
+}
+
+async function rename(a) {
+  const label = prompt("Name for this account", title(a));
+  if (label === null) return;
+  a.label = sanitize(label.trim()).slice(0, 64);
+  await db.accounts.put(a);
+  await showHome();
+}
+
+async function remove(a) {
+  if (!confirm(`Remove ${title(a)} from this phone? Its key is deleted; to use this phone again for it, enroll again.`)) {
+    return;
+  }
+  await db.accounts.remove(a.id);
+  for (const [key, card] of cards) {
+    if (key.startsWith(`${a.id}/`)) {
+      card.el.remove();
+      cards.delete(key);
+    }
+  }
+  await showHome(`Removed ${title(a)}. Ask your administrator to remove the device on the host too.`);
+}
+
+window.addEventListener("hashchange", () => {
+  if (location.hash.startsWith("#enroll?")) {
+    const link = location.href;
+    history.replaceState(null, "", location.pathname + location.search);
+    showEnroll(link);
+  }
+});
+
+boot();
