@@ -3,8 +3,10 @@
 # temporary ports and sockets, a software authenticator enrolled through
 # `pushmfa enroll` (QR code + URI), then real PAM logins (pamtester under
 # pam_wrapper, loading the built pam_pushmfa.so): one approved on the
-# "phone", one denied, one with a recovery code. Nothing outside a
-# temporary directory is touched.
+# "phone", one denied, one with a recovery code; then the phone web app in
+# a headless Chromium, enrolled from the link and approving a login (a
+# screenshot lands in target/demo-phone.png). Nothing outside a temporary
+# directory and that file is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,7 +17,8 @@ work=$(mktemp -d /tmp/pushmfa-demo.XXXXXX)
 chmod 755 "$work"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  # A process killed here exits 143: that is not the demo failing.
+  for p in "${pids[@]}"; do { kill "$p" && wait "$p"; } 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -80,6 +83,11 @@ login() {
   case $action in
     approve) run "${phone[@]}" approve --number "$number" ;;
     deny) run "${phone[@]}" deny ;;
+    browser)
+      browser '{"cmd":"wait_request"}'
+      browser "{\"cmd\":\"type\",\"digits\":\"$number\"}"
+      browser '{"cmd":"screenshot","path":"'"$PWD"'/target/demo-phone.png"}'
+      browser '{"cmd":"press","button":"Approve"}' ;;
   esac
   printf '(types: %s)\n' "${typed:-Enter}"
   echo "$typed" >&3
@@ -100,6 +108,33 @@ if login deny ""; then echo "UNEXPECTED: a denied login succeeded" >&2; exit 1; 
 step "No phone at hand: type a recovery code at the same prompt"
 login none "$code"
 
+step "The phone web app: a headless Chromium opens the link pushmfa enroll prints"
+coproc BROWSER { node webapp/tests/phone.mjs; }
+pids+=($BROWSER_PID)
+# One command to the browser (webapp/tests/phone.mjs), its answer shown.
+browser() {
+  printf '  browser: %s\n' "$1"
+  echo "$1" >&"${BROWSER[1]}"
+  local reply; read -r reply <&"${BROWSER[0]}"
+  printf '  -> %s\n' "$reply"
+  case $reply in '{"ok":true'*) ;; *) echo "UNEXPECTED: the browser failed" >&2; return 1 ;; esac
+}
+printf '$ pushmfa enroll --user %s\n' "$user"
+: > "$work/enroll-app.out"
+"$bin/pushmfa" --socket "$work/helper.sock" enroll --user "$user" >"$work/enroll-app.out" 2>"$work/enroll-app.err" & enroll_pid=$!
+pids+=($enroll_pid)
+wait_for "$work/enroll-app.out" "/app/#enroll?" "$enroll_pid" line
+link=$(grep -m1 "/app/#enroll?" "$work/enroll-app.out")
+browser "{\"cmd\":\"open\",\"url\":\"$link\"}"
+browser '{"cmd":"enroll","name":"demo browser"}'
+wait "$enroll_pid"
+grep -v '^.\[' "$work/enroll-app.out" | grep -v '^[0-9A-Z]\{4\}-' || true
+
+step "ssh-style login: approved in the web app with the number from the prompt"
+login browser ""
+echo '{"cmd":"quit"}' >&"${BROWSER[1]}"
+wait "$BROWSER_PID" || true
+
 step "Status"
 run "$bin/pushmfa" --socket "$work/helper.sock" status --user "$user"
 
@@ -107,4 +142,5 @@ step "What the helper logged (syslog authpriv in production; never a code)"
 cat "$work/helper.log"
 if grep -q "$code" "$work/helper.log"; then echo "UNEXPECTED: a code reached the log" >&2; exit 1; fi
 echo
-echo "Demo finished: approved on the phone, denied on the phone, and a recovery code at the same prompt."
+echo "Demo finished: approved on the phone, denied on the phone, a recovery code at the same prompt,"
+echo "and an approval in the phone web app (screenshot: target/demo-phone.png)."

@@ -1,6 +1,7 @@
 // The service worker: keeps the app shell so the app opens with no
-// network. Shell files are served from the cache and refreshed in the
-// background; the relay's API (/v1/) is never cached.
+// network (shell files from the cache, refreshed in the background; the
+// relay's API under /v1/ is never cached), and turns a Web Push wake-up
+// into a notification whose tap opens the request.
 
 const CACHE = "pushmfa-shell-v1";
 const SHELL = [
@@ -17,6 +18,7 @@ const SHELL = [
   "js/device.js",
   "js/main.js",
   "js/protocol.js",
+  "js/push.js",
   "js/views.js",
 ];
 
@@ -55,4 +57,62 @@ self.addEventListener("fetch", (event) => {
       return fresh;
     }),
   );
+});
+
+/** The account a push is for, by channel (the same IndexedDB as js/db.js). */
+function accountFor(channel) {
+  return new Promise((resolve) => {
+    const open = indexedDB.open("pushmfa", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("accounts", { keyPath: "id" });
+    open.onerror = () => resolve(null);
+    open.onsuccess = () => {
+      const req = open.result.transaction("accounts").objectStore("accounts").getAll();
+      req.onsuccess = () => resolve(req.result.find((a) => a.channelId === channel) ?? null);
+      req.onerror = () => resolve(null);
+    };
+  });
+}
+
+// The message (RFC 8291-encrypted to this browser) carries only the
+// channel and the request id: the details are fetched and checked by the
+// app, against the host's signature, when the user opens it.
+self.addEventListener("push", (event) => {
+  let hint = null;
+  try {
+    hint = event.data?.json();
+  } catch {
+    hint = null;
+  }
+  event.waitUntil(
+    (async () => {
+      const account = hint?.v === 1 ? await accountFor(String(hint.channel)) : null;
+      const who = account ? `${account.label || `${account.account} on ${account.hostName}`}: ` : "";
+      await self.registration.showNotification("Sign-in request", {
+        body: `${who}open to review and approve.`,
+        tag: `pushmfa-${hint?.id ?? "request"}`,
+        requireInteraction: true,
+        icon: "icons/icon-192.png",
+        data: { id: hint?.id ?? null },
+      });
+    })(),
+  );
+});
+
+/** Shows request `id` in an open app window, or opens one on it. */
+async function openRequest(id) {
+  const open = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  if (open.length > 0) {
+    open[0].postMessage({ type: "show-request", id });
+    await open[0].focus().catch(() => undefined);
+    return "shown";
+  }
+  await self.clients.openWindow(`./#request=${encodeURIComponent(id)}`);
+  return "opened";
+}
+// For the end-to-end tests, which cannot tap a notification.
+self.openRequest = openRequest;
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(openRequest(event.notification.data?.id ?? ""));
 });

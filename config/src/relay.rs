@@ -18,6 +18,10 @@ pub struct RelayFile {
     pub data: PathBuf,
     pub rate_per_sec: f64,
     pub burst: f64,
+    /// VAPID contact (`mailto:` or `https:`), sent to push services.
+    pub web_push_contact: String,
+    /// Push service origins allowed besides the browsers' own.
+    pub web_push_allow: Vec<String>,
 }
 
 impl Default for RelayFile {
@@ -27,8 +31,24 @@ impl Default for RelayFile {
             data: PathBuf::new(),
             rate_per_sec: 20.0,
             burst: 100.0,
+            web_push_contact: "mailto:root@localhost".into(),
+            web_push_allow: Vec::new(),
         }
     }
+}
+
+/// Whether `o` is an origin: `http(s)://host[:port]`, no path, no credentials.
+fn is_origin(o: &str) -> bool {
+    let Some(rest) = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
 }
 
 impl RelayFile {
@@ -63,6 +83,23 @@ impl RelayFile {
         }
         if !(self.burst >= 1.0 && self.burst <= 1e6) {
             return Err(("", "burst", "must be between 1 and 1000000".into()));
+        }
+        let c = &self.web_push_contact;
+        if !(c.starts_with("mailto:") || c.starts_with("https://")) || c.len() > 256 {
+            return Err((
+                "",
+                "web_push_contact",
+                "must be a mailto: or https: URL (push services use it to reach the admin)".into(),
+            ));
+        }
+        if let Some(bad) = self.web_push_allow.iter().find(|o| !is_origin(o)) {
+            return Err((
+                "",
+                "web_push_allow",
+                format!(
+                    "{bad:?} is not an origin like \"https://push.example.org\" or \"http://127.0.0.1:8080\""
+                ),
+            ));
         }
         if !self.data.as_os_str().is_empty() && self.data.is_relative() {
             return Err(("", "data", "must be an absolute path".into()));

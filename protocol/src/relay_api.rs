@@ -94,6 +94,42 @@ pub struct ChallengeResponse {
     pub signature: String,
 }
 
+/// `PUT /v1/channels/{channel}/push`, sent by the device: where its
+/// browser's push service takes Web Push messages (RFC 8030), and the keys
+/// they are encrypted to (RFC 8291).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSubscription {
+    /// The push service URL (https, a known push service or one the relay's
+    /// `web_push_allow` names).
+    pub endpoint: String,
+    /// The subscription's P-256 public key (65 bytes).
+    pub p256dh: String,
+    /// The subscription's authentication secret (16 bytes).
+    pub auth: String,
+}
+
+/// `GET /v1/push/key` -> 200: the relay's VAPID public key (RFC 8292), the
+/// `applicationServerKey` a browser subscribes with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VapidKey {
+    /// Uncompressed P-256 point (65 bytes).
+    pub public_key: String,
+}
+
+/// What a Web Push message carries (encrypted to the subscription): only
+/// enough for the app to know which account to fetch for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushHint {
+    /// Always 1.
+    pub v: u32,
+    pub channel: String,
+    /// The challenge id, as in the pending list.
+    pub id: String,
+}
+
 /// Every error answer: `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

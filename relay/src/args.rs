@@ -35,6 +35,14 @@ pub struct Args {
     /// Requests a token may burst above that rate [default: 100].
     #[arg(long)]
     pub burst: Option<f64>,
+    /// VAPID contact sent to push services, a mailto: or https: URL
+    /// [default: mailto:root@localhost].
+    #[arg(long, value_name = "URL")]
+    pub web_push_contact: Option<String>,
+    /// Also send Web Push messages to this origin (repeatable; replaces the
+    /// file's list). Browsers' own push services are always allowed.
+    #[arg(long, value_name = "ORIGIN")]
+    pub web_push_allow: Vec<String>,
 }
 
 impl Args {
@@ -55,6 +63,12 @@ impl Args {
         }
         if let Some(v) = self.burst {
             s.burst = v;
+        }
+        if let Some(v) = &self.web_push_contact {
+            s.web_push_contact = v.clone();
+        }
+        if !self.web_push_allow.is_empty() {
+            s.web_push_allow = self.web_push_allow.clone();
         }
         s.check()?;
         Ok(s)

@@ -12,6 +12,7 @@ pub mod args;
 mod limits;
 mod persist;
 pub mod webapp;
+pub mod webpush;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -42,6 +43,10 @@ pub struct RelayConfig {
     /// Requests per second per token (sustained) and burst.
     pub rate_per_sec: f64,
     pub burst: f64,
+    /// The VAPID `sub` claim: how a push service reaches the admin.
+    pub web_push_contact: String,
+    /// Push service origins allowed besides the browsers' own.
+    pub web_push_allow: Vec<String>,
 }
 
 impl Default for RelayConfig {
@@ -52,6 +57,8 @@ impl Default for RelayConfig {
             max_enrollments: 10_000,
             rate_per_sec: 20.0,
             burst: 100.0,
+            web_push_contact: "mailto:root@localhost".into(),
+            web_push_allow: Vec::new(),
         }
     }
 }
@@ -62,6 +69,8 @@ pub enum RelayError {
     Persist(String),
     #[error("the system's random number generator failed")]
     Random,
+    #[error("web push: {0}")]
+    WebPush(String),
 }
 
 type TokenHash = [u8; 32];
@@ -94,6 +103,8 @@ pub(crate) struct Channel {
     /// arrives, is answered or withdrawn): wakes long-polling devices and
     /// is their cursor (the list's ETag).
     changes: watch::Sender<u64>,
+    /// Where to send a Web Push wake-up when a challenge arrives.
+    pub push: Option<PushSubscription>,
 }
 
 impl Channel {
@@ -108,6 +119,7 @@ impl Channel {
             created_at,
             pending: HashMap::new(),
             changes: watch::channel(0).0,
+            push: None,
         }
     }
 }
@@ -132,6 +144,7 @@ pub struct Relay {
     rng: SystemRandom,
     /// Random per process: a cursor from before a restart never matches.
     epoch: String,
+    pusher: Arc<webpush::Pusher>,
 }
 
 /// An error answer: status code plus `{"error": ...}`.
@@ -156,6 +169,12 @@ impl Relay {
         if let Some(dir) = &cfg.data_dir {
             inner.channels = persist::load(dir).map_err(RelayError::Persist)?;
         }
+        let pusher = webpush::Pusher::open(
+            cfg.data_dir.as_deref(),
+            &cfg.web_push_contact,
+            &cfg.web_push_allow,
+        )
+        .map_err(RelayError::WebPush)?;
         let rng = SystemRandom::new();
         let mut epoch = [0u8; 8];
         rng.fill(&mut epoch).map_err(|_| RelayError::Random)?;
@@ -165,6 +184,7 @@ impl Relay {
             inner: Mutex::new(inner),
             rng,
             epoch: B64.encode(epoch),
+            pusher: Arc::new(pusher),
         })
     }
 
@@ -231,6 +251,11 @@ pub fn router(relay: Arc<Relay>) -> Router {
     Router::new()
         .merge(webapp::routes())
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/push/key", get(vapid_key))
+        .route(
+            "/v1/channels/{channel}/push",
+            axum::routing::put(put_push).delete(delete_push),
+        )
         .route("/v1/enrollments", post(create_enrollment))
         .route("/v1/enrollments/{id}", get(wait_enrollment))
         .route("/v1/enrollments/{id}/device", post(register_device))
@@ -494,6 +519,7 @@ async fn post_challenge(
             "too many pending challenges on this channel",
         ));
     }
+    let wake = ch.push.clone().map(|sub| (sub, req.id.clone()));
     ch.pending.insert(
         req.id.clone(),
         Pending {
@@ -504,7 +530,94 @@ async fn post_challenge(
         },
     );
     ch.changes.send_modify(|n| *n += 1);
+    drop(inner);
+    if let Some((sub, id)) = wake {
+        tokio::spawn(wake_device(relay.clone(), channel, sub, id, expires_in));
+    }
     Ok(StatusCode::CREATED)
+}
+
+/// Sends the device's push service a wake-up for challenge `id`; forgets
+/// the subscription if the push service says it is gone.
+async fn wake_device(
+    relay: Arc<Relay>,
+    channel: String,
+    sub: PushSubscription,
+    id: String,
+    ttl: u64,
+) {
+    let hint = PushHint {
+        v: 1,
+        channel: channel.clone(),
+        id,
+    };
+    let Ok(payload) = serde_json::to_vec(&hint) else {
+        return;
+    };
+    match relay.pusher.send(&sub, &payload, ttl).await {
+        Ok(()) => {}
+        Err(webpush::SendError::Gone) => {
+            if let Ok(mut inner) = relay.lock() {
+                if let Some(ch) = inner.channels.get_mut(&channel) {
+                    if ch.push.as_ref() == Some(&sub) {
+                        ch.push = None;
+                        let _ = relay.persist(&inner);
+                    }
+                }
+            }
+        }
+        Err(webpush::SendError::Failed(why)) => {
+            let line = format!("pushmfa-relay: web push to channel {channel:?} failed: {why}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        }
+    }
+}
+
+async fn vapid_key(State(relay): State<Arc<Relay>>) -> Json<VapidKey> {
+    Json(VapidKey {
+        public_key: relay.pusher.public_key(),
+    })
+}
+
+/// The device registers (or replaces) its Web Push subscription.
+async fn put_push(
+    State(relay): State<Arc<Relay>>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)?;
+    let sub: PushSubscription = json_body(&body)?;
+    relay
+        .pusher
+        .check(&sub)
+        .map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    set_push(&relay, &channel, &token, Some(sub))
+}
+
+/// The device wants no more Web Push.
+async fn delete_push(
+    State(relay): State<Arc<Relay>>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)?;
+    set_push(&relay, &channel, &token, None)
+}
+
+fn set_push(
+    relay: &Relay,
+    channel: &str,
+    token: &str,
+    sub: Option<PushSubscription>,
+) -> ApiResult<StatusCode> {
+    let mut inner = relay.lock()?;
+    authorize(relay, &inner, channel, Role::Device, token)?;
+    if let Some(ch) = inner.channels.get_mut(channel) {
+        ch.push = sub;
+    }
+    relay.persist(&inner)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The host takes a challenge back (the login ended otherwise: a recovery

@@ -30,6 +30,8 @@ fn main() -> ExitCode {
             data_dir: (!args.data.as_os_str().is_empty()).then(|| args.data.clone()),
             rate_per_sec: args.rate_per_sec,
             burst: args.burst,
+            web_push_contact: args.web_push_contact.clone(),
+            web_push_allow: args.web_push_allow.clone(),
             ..RelayConfig::default()
         }) {
             Ok(r) => Arc::new(r),

@@ -6,6 +6,7 @@
 use crate::Channel;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::relay_api::PushSubscription;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
@@ -29,6 +30,9 @@ struct SavedChannel {
     helper_token_sha256: String,
     device_token_sha256: String,
     created_at: u64,
+    /// The device's Web Push subscription, if it registered one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    push: Option<PushSubscription>,
 }
 
 fn hash32(s: &str) -> Result<[u8; 32], String> {
@@ -67,11 +71,12 @@ pub fn load(dir: &Path) -> Result<HashMap<String, Channel>, String> {
         .channels
         .into_iter()
         .map(|c| {
-            let ch = Channel::new(
+            let mut ch = Channel::new(
                 hash32(&c.helper_token_sha256)?,
                 hash32(&c.device_token_sha256)?,
                 c.created_at,
             );
+            ch.push = c.push;
             Ok((c.id, ch))
         })
         .collect::<Result<_, String>>()
@@ -88,6 +93,7 @@ pub fn save(dir: &Path, channels: &HashMap<String, Channel>) -> std::io::Result<
                 helper_token_sha256: B64.encode(c.helper_token),
                 device_token_sha256: B64.encode(c.device_token),
                 created_at: c.created_at,
+                push: c.push.clone(),
             })
             .collect(),
     };

@@ -45,6 +45,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/device.js", "text/javascript; charset=utf-8"),
     asset!("js/main.js", "text/javascript; charset=utf-8"),
     asset!("js/protocol.js", "text/javascript; charset=utf-8"),
+    asset!("js/push.js", "text/javascript; charset=utf-8"),
     asset!("js/views.js", "text/javascript; charset=utf-8"),
 ];
 

@@ -938,3 +938,69 @@ async fn the_app_is_served_with_a_strict_policy() {
         .unwrap();
     assert_eq!(root.headers()["location"], "/app/");
 }
+
+#[tokio::test]
+async fn web_push_subscriptions_go_only_to_push_services() {
+    let r = start(None);
+    let (_, device) = r.enroll_device().await;
+    let key: VapidKey = r
+        .http
+        .get(format!("{}/v1/push/key", r.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(B64.decode(&key.public_key).unwrap().len(), 65);
+    let url = format!("{}/v1/channels/{}/push", r.url, device.channel_id);
+    // A valid subscription's keys (any P-256 point will do: the relay's own key).
+    let sub = |endpoint: &str| PushSubscription {
+        endpoint: endpoint.into(),
+        p256dh: key.public_key.clone(),
+        auth: b64(16, 5),
+    };
+    let put = |token: &str, s: PushSubscription| {
+        r.http
+            .put(&url)
+            .bearer_auth(token.to_owned())
+            .json(&s)
+            .send()
+    };
+    let ok = put(
+        &device.device_token,
+        sub("https://fcm.googleapis.com/fcm/send/x"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), StatusCode::NO_CONTENT);
+    for bad in [
+        "http://127.0.0.1:9/",
+        "https://169.254.169.254/latest",
+        "https://fcm.googleapis.com.evil.example/x",
+    ] {
+        let resp = put(&device.device_token, sub(bad)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let body: ErrorBody = resp.json().await.unwrap();
+        assert!(
+            body.error.contains("not a browser push service"),
+            "{}",
+            body.error
+        );
+    }
+    let wrong = put(
+        "not-the-token",
+        sub("https://fcm.googleapis.com/fcm/send/x"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let gone = r
+        .http
+        .delete(&url)
+        .bearer_auth(&device.device_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+}

@@ -42,17 +42,22 @@ fn login(
         .rhost("203.0.113.7")
         .tty("pts/3")
         .answer(Answer::Reply(Box::new(move |prompt: &str| {
+            // No panic here: this runs inside libpam's conversation callback;
+            // a failed step is reported after the login.
             let n = (number_in(prompt) + offset) % 100;
             let mut phone = p.borrow_mut();
-            let card = phone.call(json!({"cmd": "wait_request"}));
-            if button == "Approve" {
-                phone.call(json!({"cmd": "type", "digits": format!("{n:02}")}));
-            }
-            if let (Some(dir), Some(name)) = (screenshot_dir(), shot) {
-                phone.screenshot(&dir.join(name));
-            }
-            let done = phone.call(json!({"cmd": "press", "button": button}));
-            *s.borrow_mut() = (card, done);
+            let mut steps = || -> Result<_, String> {
+                let card = phone.try_call(json!({"cmd": "wait_request"}))?;
+                if button == "Approve" {
+                    phone.try_call(json!({"cmd": "type", "digits": format!("{n:02}")}))?;
+                }
+                if let (Some(dir), Some(name)) = (screenshot_dir(), shot) {
+                    phone.try_call(json!({"cmd": "screenshot", "path": dir.join(name)}))?;
+                }
+                let done = phone.try_call(json!({"cmd": "press", "button": button}))?;
+                Ok((card, done))
+            };
+            *s.borrow_mut() = steps().unwrap_or_else(|e| (json!({ "error": e }), json!(null)));
             String::new()
         })))
         .run();
@@ -61,6 +66,7 @@ fn login(
         "{transcript:?}"
     );
     let (card, done) = seen.borrow().clone();
+    assert_eq!(card["error"], json!(null), "the browser failed: {card}");
     (code, card, done)
 }
 
@@ -177,23 +183,92 @@ fn a_wrong_or_used_link_says_what_to_do_and_adds_nothing() {
         "{added}"
     );
     // The same link again: the relay has closed that enrollment.
-    let text = phone.call(json!({"cmd": "text"}));
+    phone.call(json!({"cmd": "open", "url": added["link"]}));
+    let failed = phone.call(json!({"cmd": "enroll_fails", "name": "again"}));
     assert!(
-        text["text"].as_str().unwrap().contains("alice on web-1"),
-        "{text}"
-    );
-    let bogus = format!("{}/app/#enroll?v=1&relay=x", relay.url);
-    phone.call(json!({"cmd": "open", "url": bogus}));
-    let text = phone.call(json!({"cmd": "text"}));
-    assert!(
-        text["text"]
+        failed["message"]
             .as_str()
             .unwrap()
-            .contains("the enrollment link has no id"),
-        "{text}"
+            .contains("expired or was already used: run pushmfa enroll again"),
+        "{failed}"
     );
+    // A link with fields missing says which.
+    let bogus = format!("{}/app/#enroll?v=1&relay=x", relay.url);
+    phone.call(json!({"cmd": "open", "url": bogus}));
+    phone.call(json!({"cmd": "wait_text", "text": "the enrollment link has no id"}));
     let keys = phone.call(json!({"cmd": "keys"}));
     assert_eq!(keys["accounts"].as_array().map(Vec::len), Some(1), "{keys}");
+}
+
+#[test]
+fn a_login_request_wakes_the_phone_by_web_push() {
+    let mut browser = BrowserPhone::start(&["--service-workers"]);
+    let push = browser.call(json!({"cmd": "push_service"}));
+    let origin = push["origin"].as_str().unwrap().to_owned();
+    let relay = Relay::start_with(&["--web-push-allow", &origin]);
+    let mut e = TestEnv::new(&relay_config(&relay.url, "[push]\nhost_name = \"web-1\"\n"));
+    e.start_helper();
+    e.service(SVC, "");
+    browser.enroll(&e, &relay.url, "alice", "Alice's phone");
+    let on = browser.call(json!({"cmd": "enable_notifications"}));
+    assert!(
+        on["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Notifications are on"),
+        "{on}"
+    );
+    let phone = Rc::new(RefCell::new(browser));
+    let seen = Rc::new(RefCell::new(json!(null)));
+    let (p, s) = (phone.clone(), seen.clone());
+    let (code, transcript) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(Answer::Reply(Box::new(move |prompt: &str| {
+            // No panic here: this runs inside libpam's conversation callback.
+            let mut phone = p.borrow_mut();
+            let mut steps = || -> Result<serde_json::Value, String> {
+                // The push arrives while the prompt shows; its tap opens the card.
+                let pushes = phone.try_call(json!({"cmd": "pushes", "count": 1}))?;
+                let Some(id) = pushes["notifications"][0]["id"].as_str().map(str::to_owned) else {
+                    return Err(format!("no notification: {pushes}"));
+                };
+                phone.try_call(json!({"cmd": "wait_request"}))?;
+                let tapped = phone.try_call(json!({"cmd": "tap_notification", "id": id}))?;
+                let n = format!("{:02}", number_in(prompt));
+                phone.try_call(json!({"cmd": "type", "digits": n}))?;
+                phone.try_call(json!({"cmd": "press", "button": "Approve"}))?;
+                Ok(json!({"pushes": pushes, "tapped": tapped}))
+            };
+            *s.borrow_mut() = steps().unwrap_or_else(|e| json!({ "error": e }));
+            String::new()
+        })))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{transcript:?} {}", seen.borrow());
+    let seen = seen.borrow();
+    assert_eq!(seen["error"], json!(null), "{seen}");
+    let got = &seen["pushes"]["received"][0];
+    assert_eq!(got["error"], json!(null), "{seen}");
+    assert_eq!(got["urgency"], "high");
+    let ttl = got["ttl"].as_u64().unwrap();
+    assert!(
+        (1..=60).contains(&ttl),
+        "TTL {ttl} is the challenge's remaining life"
+    );
+    assert_eq!(got["vapid"]["aud"], origin.as_str());
+    let hint: serde_json::Value = serde_json::from_str(got["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(hint["v"], 1);
+    let shown = &seen["pushes"]["notifications"][0];
+    assert_eq!(shown["title"], "Sign-in request");
+    assert_eq!(shown["body"], "alice on web-1: open to review and approve.");
+    assert_eq!(shown["id"], hint["id"]);
+    assert_eq!(seen["tapped"]["how"], "shown");
+    // What the push service saw: ids, no user, host or address.
+    let payload = got["payload"].as_str().unwrap();
+    assert!(
+        !payload.contains("alice") && !payload.contains("203.0.113.7"),
+        "{payload}"
+    );
 }
 
 /// The app's own unit tests (its encodings against the protocol's test

@@ -81,7 +81,7 @@ impl BrowserPhone {
 
     /// Runs `pushmfa enroll --user USER`, opens the link it prints in the
     /// browser and adds the account as `name`. Returns the CLI's output and
-    /// the browser's answer to the enrollment.
+    /// the browser's answer to the enrollment (with the `link` it opened).
     pub fn enroll(
         &mut self,
         env: &TestEnv,
@@ -92,7 +92,8 @@ impl BrowserPhone {
         let mut cli = EnrollRun::start(env, user);
         let link = cli.line_starting(&format!("{relay}/app/#enroll?"));
         self.call(json!({"cmd": "open", "url": link}));
-        let added = self.call(json!({"cmd": "enroll", "name": name}));
+        let mut added = self.call(json!({"cmd": "enroll", "name": name}));
+        added["link"] = json!(link);
         (cli.finish(&added.to_string()), added)
     }
 

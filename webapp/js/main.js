@@ -5,7 +5,8 @@
 import * as db from "./db.js";
 import * as device from "./device.js";
 import { parseEnrollLink, sanitize } from "./protocol.js";
-import { RequestCard, accountList, enrollForm, h, welcome } from "./views.js";
+import * as push from "./push.js";
+import { RequestCard, accountList, enrollForm, h, notifications, welcome } from "./views.js";
 
 const app = document.getElementById("app");
 const statusLine = document.getElementById("status");
@@ -43,6 +44,12 @@ async function boot() {
     });
   }
   setInterval(tick, 1000);
+  if (location.hash.startsWith("#request=")) {
+    // Opened from a notification: the card appears once polled.
+    const id = decodeURIComponent(location.hash.slice("#request=".length));
+    history.replaceState(null, "", location.pathname + location.search);
+    setTimeout(() => showRequest(id), 1500);
+  }
   if (location.hash.startsWith("#enroll?")) {
     const link = location.href;
     // The fragment holds the enrollment secret: off the address bar and
@@ -107,8 +114,22 @@ async function showHome(notice, isError = false) {
     h("p", { class: "muted empty" }, "No sign-in is waiting. Keep this app open, or come back when a sign-in asks."),
     [...cards.values()].map((c) => c.el),
   );
+  const pushState = !push.supported()
+    ? "unsupported"
+    : Notification.permission === "granted" && localStorage.getItem("pushmfa-push") === "on"
+      ? "on"
+      : "off";
+  if (pushState === "on") {
+    // A new account joins the subscription the others already have.
+    push.enable(accounts).catch(() => undefined);
+  }
   app.replaceChildren(
-    ...[note, requestsSection, accountList(accounts, { onRename: rename, onRemove: remove })].filter(Boolean),
+    ...[
+      note,
+      requestsSection,
+      notifications(pushState, { onEnable: () => enableNotifications(accounts) }),
+      accountList(accounts, { onRename: rename, onRemove: remove }),
+    ].filter(Boolean),
   );
   updateEmpty();
   syncPollers(accounts);
@@ -234,6 +255,34 @@ function tick() {
     card.tick(now);
     if (was === "open" && card.status === "expired") removeLater(key);
   }
+}
+
+async function enableNotifications(accounts) {
+  try {
+    await push.enable(accounts);
+    localStorage.setItem("pushmfa-push", "on");
+    await showHome("Notifications are on: sign-in requests wake this phone.");
+  } catch (e) {
+    await showHome(e.message, true);
+  }
+}
+
+/** Shows the request a notification was for (its card, once polled). */
+function showRequest(id) {
+  for (const [key, card] of cards) {
+    if (key.endsWith(`/${id}`)) {
+      card.el.focus();
+      card.el.scrollIntoView({ block: "start" });
+      card.el.dataset.opened = "notification";
+    }
+  }
+}
+
+if (navigator.serviceWorker) {
+  // Assigning onmessage (not addEventListener) also starts the queue.
+  navigator.serviceWorker.onmessage = (e) => {
+    if (e.data?.type === "show-request") showRequest(String(e.data.id));
+  };
 }
 
 async function rename(a) {

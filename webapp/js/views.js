@@ -208,6 +208,26 @@ export class RequestCard {
   }
 }
 
+/** Whether sign-in requests wake this phone, and the tap that turns it on
+ *  (browsers ask for permission only from a tap). */
+export function notifications(state, handlers) {
+  const text = {
+    on: "Notifications are on: a sign-in request wakes this phone.",
+    off: "Turn on notifications to hear of a sign-in request when this app is closed.",
+    unsupported:
+      "This browser cannot show notifications from web apps (on iPhone: add the app to the home screen first). Keep the app open while you sign in.",
+  }[state];
+  return h(
+    "section",
+    { "aria-labelledby": "notify-title", "data-push": state },
+    h("h2", { id: "notify-title" }, "Notifications"),
+    h("p", { class: "muted" }, text),
+    state === "off"
+      ? h("button", { type: "button", class: "primary", onclick: handlers.onEnable }, "Turn on notifications")
+      : null,
+  );
+}
+
 /** The accounts on this phone, with rename and remove. */
 export function accountList(accounts, handlers) {
   return h(

@@ -6,6 +6,8 @@
 //
 //   node webapp/tests/phone.mjs [--width 360] [--dark]
 
+import { createECDH, createHmac, createDecipheriv, createPublicKey, randomBytes, verify } from "node:crypto";
+import { createServer } from "node:http";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -35,6 +37,82 @@ page.on("console", (m) => {
   if (m.type() === "error") problems.push(`console: ${m.text()}`);
 });
 
+// A stand-in for a browser vendor's push service (the real ones, FCM,
+// Mozilla, Apple, are not reachable here): it checks what they check (the
+// VAPID token: ES256, aud, exp within 24 h; TTL, Urgency, aes128gcm),
+// decrypts the message with the subscription's keys (RFC 8291, written
+// here independently of the relay's Rust), and hands the plaintext to the
+// service worker through DevTools (ServiceWorker.deliverPushMessage).
+const pushService = { origin: null, ua: null, auth: null, received: [], registrations: new Map(), cdp: null, waiters: [] };
+
+const b64url = (buf) => Buffer.from(buf).toString("base64url");
+const hmac = (key, data) => createHmac("sha256", key).update(data).digest();
+
+function checkVapid(header, origin) {
+  const m = /^vapid t=([^,]+),\s*k=([A-Za-z0-9_-]+)$/.exec(header ?? "");
+  if (!m) throw new Error(`no VAPID authorization: ${header}`);
+  const [h, c, sig] = m[1].split(".");
+  const claims = JSON.parse(Buffer.from(c, "base64url"));
+  const alg = JSON.parse(Buffer.from(h, "base64url")).alg;
+  const raw = Buffer.from(m[2], "base64url");
+  const key = createPublicKey({
+    key: { kty: "EC", crv: "P-256", x: b64url(raw.subarray(1, 33)), y: b64url(raw.subarray(33, 65)) },
+    format: "jwk",
+  });
+  const ok = verify("sha256", Buffer.from(`${h}.${c}`), { key, dsaEncoding: "ieee-p1363" }, Buffer.from(sig, "base64url"));
+  const now = Date.now() / 1000;
+  if (alg !== "ES256" || !ok) throw new Error("VAPID signature does not verify");
+  if (claims.aud !== origin) throw new Error(`VAPID aud ${claims.aud} is not ${origin}`);
+  if (!(claims.exp > now && claims.exp <= now + 24 * 3600)) throw new Error(`VAPID exp ${claims.exp} out of range`);
+  if (!/^(mailto:|https:)/.test(claims.sub ?? "")) throw new Error("VAPID sub is not a contact");
+  return claims;
+}
+
+function decrypt(body) {
+  const salt = body.subarray(0, 16);
+  const idlen = body[20];
+  const asPublic = body.subarray(21, 21 + idlen);
+  const ciphertext = body.subarray(21 + idlen);
+  const ecdhSecret = pushService.ua.computeSecret(asPublic);
+  const prkKey = hmac(pushService.auth, ecdhSecret);
+  const keyInfo = Buffer.concat([Buffer.from("WebPush: info\0"), pushService.ua.getPublicKey(), asPublic, Buffer.of(1)]);
+  const ikm = hmac(prkKey, keyInfo);
+  const prk = hmac(salt, ikm);
+  const cek = hmac(prk, Buffer.concat([Buffer.from("Content-Encoding: aes128gcm\0"), Buffer.of(1)])).subarray(0, 16);
+  const nonce = hmac(prk, Buffer.concat([Buffer.from("Content-Encoding: nonce\0"), Buffer.of(1)])).subarray(0, 12);
+  const d = createDecipheriv("aes-128-gcm", cek, nonce);
+  d.setAuthTag(ciphertext.subarray(ciphertext.length - 16));
+  const padded = Buffer.concat([d.update(ciphertext.subarray(0, ciphertext.length - 16)), d.final()]);
+  let end = padded.length - 1;
+  while (end >= 0 && padded[end] === 0) end--;
+  if (padded[end] !== 2) throw new Error("no last-record delimiter");
+  return padded.subarray(0, end).toString("utf8");
+}
+
+async function onPush(req, res) {
+  const chunks = [];
+  for await (const c of req) chunks.push(c);
+  const entry = { path: req.url, ttl: Number(req.headers.ttl), urgency: req.headers.urgency };
+  try {
+    if (req.method !== "POST") throw new Error(`method ${req.method}`);
+    if (req.headers["content-encoding"] !== "aes128gcm") throw new Error("not aes128gcm");
+    entry.vapid = checkVapid(req.headers.authorization, pushService.origin);
+    entry.payload = decrypt(Buffer.concat(chunks));
+    const [registrationId] = [...pushService.registrations.values()];
+    await pushService.cdp.send("ServiceWorker.deliverPushMessage", {
+      origin: new URL(page.url()).origin,
+      registrationId,
+      data: entry.payload,
+    });
+    res.writeHead(201).end();
+  } catch (e) {
+    entry.error = String(e.message ?? e);
+    res.writeHead(400).end();
+  }
+  pushService.received.push(entry);
+  for (const w of pushService.waiters.splice(0)) w();
+}
+
 const card = (status = "open") => page.locator(`article.card[data-status="${status}"]`).first();
 
 const commands = {
@@ -49,6 +127,17 @@ const commands = {
     const note = page.locator("main p.done, main p.error").first();
     await note.waitFor({ timeout: 15000 });
     return { message: await note.textContent(), url: page.url(), history: await page.evaluate(() => history.length) };
+  },
+  async wait_text({ text, timeout = 10000 }) {
+    await page.getByText(text).first().waitFor({ timeout });
+    return {};
+  },
+  async enroll_fails({ name }) {
+    await page.fill("#device-name", name);
+    await page.click("text=Add account");
+    const error = page.locator("form p.error:not(:empty)");
+    await error.waitFor({ timeout: 15000 });
+    return { message: await error.textContent() };
   },
   async text() {
     return { text: await page.locator("body").innerText() };
@@ -115,6 +204,67 @@ const commands = {
       return { accounts: out };
     });
   },
+  async push_service() {
+    const server = createServer((req, res) => onPush(req, res));
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    pushService.origin = `http://127.0.0.1:${server.address().port}`;
+    pushService.ua = createECDH("prime256v1");
+    pushService.ua.generateKeys();
+    pushService.auth = randomBytes(16);
+    const sub = {
+      endpoint: `${pushService.origin}/push/${b64url(randomBytes(8))}`,
+      keys: { p256dh: b64url(pushService.ua.getPublicKey()), auth: b64url(pushService.auth) },
+    };
+    await context.grantPermissions(["notifications"]);
+    await context.addInitScript((s) => {
+      globalThis.pushmfaSubscribe = async () => s;
+    }, sub);
+    return { origin: pushService.origin };
+  },
+  async enable_notifications() {
+    pushService.cdp = await context.newCDPSession(page);
+    pushService.cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+      for (const r of registrations) if (!r.isDeleted) pushService.registrations.set(r.scopeURL, r.registrationId);
+    });
+    await pushService.cdp.send("ServiceWorker.enable");
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.getByRole("button", { name: "Turn on notifications" }).click();
+    await page.locator('main [data-push="on"], main p.error').first().waitFor();
+    return { message: await page.locator("main > p[role=status]").first().textContent() };
+  },
+  async pushes({ count = 1, timeout = 15000 }) {
+    const until = Date.now() + timeout;
+    while (pushService.received.length < count && Date.now() < until) {
+      await new Promise((r) => {
+        pushService.waiters.push(r);
+        setTimeout(r, until - Date.now());
+      });
+    }
+    // Delivered is not yet shown: the service worker handles it next.
+    await page
+      .waitForFunction(
+        async (n) => (await (await navigator.serviceWorker.ready).getNotifications()).length >= n,
+        count,
+        { timeout: Math.max(1000, until - Date.now()) },
+      )
+      .catch(() => undefined);
+    const notifications = await page.evaluate(async () =>
+      (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({
+        title: n.title,
+        body: n.body,
+        tag: n.tag,
+        id: n.data?.id,
+      })),
+    );
+    return { received: pushService.received, notifications };
+  },
+  async tap_notification({ id }) {
+    const [sw] = context.serviceWorkers();
+    const how = await sw.evaluate((i) => self.openRequest(i), id);
+    const opened = page.locator(`article.card[data-request="${id}"][data-opened="notification"]`);
+    await opened.waitFor({ timeout: 5000 });
+    return { how };
+  },
   async offline({ on }) {
     await context.setOffline(Boolean(on));
     return {};
@@ -140,3 +290,5 @@ for await (const line of rl) {
   process.stdout.write(`${JSON.stringify(reply)}\n`);
 }
 await browser.close();
+// stdin (and a push service, if started) would keep Node running.
+process.exit(0);
