@@ -271,6 +271,95 @@ fn a_login_request_wakes_the_phone_by_web_push() {
     );
 }
 
+#[test]
+fn the_app_opens_with_no_network_and_reconnects() {
+    let (relay, e) = setup();
+    let mut phone = BrowserPhone::start(&["--service-workers"]);
+    phone.enroll(&e, &relay.url, "alice", "phone");
+    phone.call(json!({"cmd": "sw_ready"}));
+    // Airplane mode: the shell comes from the service worker's cache, the
+    // account and its key from IndexedDB, and the app says it is offline.
+    phone.call(json!({"cmd": "offline", "on": true}));
+    phone.call(json!({"cmd": "reload"}));
+    phone.call(json!({"cmd": "wait_status_text", "text": "No connection to the relay"}));
+    let text = phone.call(json!({"cmd": "text"}));
+    assert!(
+        text["text"].as_str().unwrap().contains("alice on web-1"),
+        "{text}"
+    );
+    let keys = phone.call(json!({"cmd": "keys"}));
+    assert_eq!(keys["accounts"][0]["extractable"], false, "{keys}");
+    // Back online: it polls again on its own.
+    phone.call(json!({"cmd": "offline", "on": false}));
+    phone.call(json!({"cmd": "wait_status_text", "text": "Waiting for sign-in requests", "timeout": 15000}));
+    let problems = phone.call(json!({"cmd": "problems"}));
+    assert!(
+        problems["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.as_str().unwrap().contains("ERR_INTERNET_DISCONNECTED")),
+        "{problems}"
+    );
+}
+
+#[test]
+fn two_accounts_and_an_expired_request() {
+    let relay = Relay::start();
+    let mut web = TestEnv::new(&relay_config(
+        &relay.url,
+        "[push]\nhost_name = \"web-1\"\nttl_secs = 5\n",
+    ));
+    web.start_helper();
+    web.service(SVC, "");
+    let mut db = TestEnv::new(&relay_config(&relay.url, "[push]\nhost_name = \"db-1\"\n"));
+    db.start_helper();
+    db.service(SVC, "");
+    let phone = Rc::new(RefCell::new(BrowserPhone::start(&[])));
+    phone
+        .borrow_mut()
+        .enroll(&web, &relay.url, "alice", "phone");
+    phone.borrow_mut().enroll(&db, &relay.url, "alice", "phone");
+    let text = phone.borrow_mut().call(json!({"cmd": "text"}));
+    let t = text["text"].as_str().unwrap();
+    assert!(
+        t.contains("alice on web-1") && t.contains("alice on db-1"),
+        "{t}"
+    );
+
+    // The second host's request is approved with its own key.
+    let (code, card, _) = login(&db, &phone, 0, "Approve", None);
+    assert_eq!((code, card["host"].as_str()), (rc::SUCCESS, Some("db-1")));
+
+    // The first host's request runs out while the phone looks at it.
+    let p = phone.clone();
+    let expired = Rc::new(RefCell::new(json!(null)));
+    let x = expired.clone();
+    let (code, _) = web
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(Answer::Reply(Box::new(move |_prompt: &str| {
+            let mut phone = p.borrow_mut();
+            let r = phone
+                .try_call(json!({"cmd": "wait_request"}))
+                .and_then(|c| {
+                    let id = c["id"].clone();
+                    phone.try_call(json!({"cmd": "wait_status", "id": id, "status": "expired"}))
+                });
+            *x.borrow_mut() = r.unwrap_or_else(|e| json!({ "error": e }));
+            String::new()
+        })))
+        .answer(Answer::Fail)
+        .run();
+    assert_ne!(code, rc::SUCCESS);
+    assert_eq!(
+        expired.borrow()["message"],
+        "This request expired.",
+        "{}",
+        expired.borrow()
+    );
+}
+
 /// The app's own unit tests (its encodings against the protocol's test
 /// vectors), in Node, as part of the workspace's tests.
 #[test]

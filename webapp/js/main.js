@@ -23,13 +23,22 @@ function setStatus(text, offline = false) {
   statusLine.classList.toggle("offline", offline);
 }
 
+/** Retry waits, cut short when the browser says it is online again. */
+const retryWaits = new Set();
+window.addEventListener("online", () => {
+  for (const wake of retryWaits) wake();
+});
+
 function sleep(ms, signal) {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const done = () => {
       clearTimeout(t);
+      retryWaits.delete(done);
       resolve();
-    });
+    };
+    const t = setTimeout(done, ms);
+    retryWaits.add(done);
+    signal?.addEventListener("abort", done);
   });
 }
 
@@ -168,23 +177,29 @@ function syncPollers(accounts) {
 async function poll(account, signal) {
   let cursor = null;
   let backoff = 1000;
+  let failing = false;
   while (!signal.aborted) {
     try {
-      const r = await device.pending(account, cursor, POLL_WAIT_SECS, signal);
+      // After a failure, a quick look first: the status line recovers at
+      // once instead of after a whole long-poll.
+      const r = await device.pending(account, cursor, failing ? 0 : POLL_WAIT_SECS, signal);
       if (statusLine.classList.contains("offline")) setStatus("Waiting for sign-in requests");
       backoff = 1000;
+      failing = false;
       if (!r.changed) continue;
       cursor = r.cursor;
       await showRequests(account, r.list.challenges ?? []);
     } catch (e) {
       if (signal.aborted || e.name === "AbortError") return;
+      failing = true;
       if (e.kind === "gone" || e.status === 401) {
         setStatus(`${title(account)} was removed on the host: remove it here too.`, true);
         await sleep(60000, signal);
       } else {
         setStatus(e.kind === "busy" ? "The relay is busy. Retrying…" : "No connection to the relay. Retrying…", true);
         await sleep(backoff, signal);
-        backoff = Math.min(backoff * 2, 30000);
+        // A request lives about a minute: never wait long to look again.
+        backoff = Math.min(backoff * 2, 5000);
       }
     }
   }

@@ -265,6 +265,22 @@ const commands = {
     await opened.waitFor({ timeout: 5000 });
     return { how };
   },
+  async sw_ready() {
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 10000 }).catch(
+      () => page.reload(),
+    );
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 10000 });
+    return {};
+  },
+  async status() {
+    const el = page.locator("#status");
+    return { text: await el.textContent(), offline: await el.evaluate((e) => e.classList.contains("offline")) };
+  },
+  async wait_status_text({ text, timeout = 15000 }) {
+    await page.locator("#status", { hasText: text }).waitFor({ timeout });
+    return {};
+  },
   async offline({ on }) {
     await context.setOffline(Boolean(on));
     return {};
