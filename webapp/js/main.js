@@ -245,6 +245,7 @@ function removeLater(key) {
 const RESULT = { approve: "approved", deny: "denied", fraud: "reported" };
 
 async function onAnswer(card, what) {
+  card.el.dataset.answeredAt = String(performance.timeOrigin + performance.now());
   const number = card.number();
   if (what === "approve" && number === null) return;
   card.setStatus("sending");

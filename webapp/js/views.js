@@ -151,6 +151,8 @@ export class RequestCard {
     );
     this.render();
     this.tick(Date.now());
+    // When it became visible (epoch ms, sub-millisecond): for benchmarks.
+    this.el.dataset.shownAt = String(performance.timeOrigin + performance.now());
   }
 
   key(e) {

@@ -147,7 +147,16 @@ const commands = {
     await c.waitFor({ timeout });
     const dd = await c.locator("dd").allTextContents();
     const [host, user, service, from, tty] = dd;
-    return { id: await c.getAttribute("data-request"), host, user, service, from, tty, heading: await c.locator("h2").textContent() };
+    return {
+      id: await c.getAttribute("data-request"),
+      host,
+      user,
+      service,
+      from,
+      tty,
+      heading: await c.locator("h2").textContent(),
+      shownAt: Number(await c.getAttribute("data-shown-at")),
+    };
   },
   async type({ digits }) {
     for (const d of String(digits)) await card().locator(`button[aria-label="digit ${d}"]`).click();
@@ -159,7 +168,11 @@ const commands = {
     await c.getByRole("button", { name: button, exact: true }).click();
     const done = page.locator(`article.card[data-request="${id}"]:not([data-status="sending"])`);
     await done.waitFor();
-    return { status: await done.getAttribute("data-status"), message: await done.locator("p[role=alert]").textContent() };
+    return {
+      status: await done.getAttribute("data-status"),
+      message: await done.locator("p[role=alert]").textContent(),
+      answeredAt: Number(await done.getAttribute("data-answered-at")),
+    };
   },
   async wait_status({ id, status, timeout = 15000 }) {
     const c = page.locator(`article.card[data-request="${id}"][data-status="${status}"]`);
@@ -264,6 +277,34 @@ const commands = {
     const opened = page.locator(`article.card[data-request="${id}"][data-opened="notification"]`);
     await opened.waitFor({ timeout: 5000 });
     return { how };
+  },
+  async first_render({ url, cpu = 4, latencyMs = 150, kbps = 1600 }) {
+    // A cold start on a throttled mid-range phone: a fresh context (no
+    // cache, no service worker), CPU slowed down, a slow mobile network.
+    const ctx = await browser.newContext({ viewport: { width: 360, height: 800 }, isMobile: true, hasTouch: true });
+    const p = await ctx.newPage();
+    const cdp = await ctx.newCDPSession(p);
+    await cdp.send("Emulation.setCPUThrottlingRate", { rate: cpu });
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: latencyMs,
+      downloadThroughput: (kbps * 1000) / 8,
+      uploadThroughput: (kbps * 500) / 8,
+    });
+    let bytes = 0;
+    p.on("response", async (r) => {
+      const b = await r.body().catch(() => Buffer.alloc(0));
+      bytes += b.length;
+    });
+    await p.goto(url, { waitUntil: "load" });
+    await p.waitForSelector("main section");
+    const t = await p.evaluate(() => ({
+      fcp: performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null,
+      ready: performance.now(),
+    }));
+    await ctx.close();
+    return { ...t, bytes };
   },
   async sw_ready() {
     await page.evaluate(() => navigator.serviceWorker.ready);

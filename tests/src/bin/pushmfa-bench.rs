@@ -1,7 +1,7 @@
 //! Benchmarks for docs/benchmarks.md. Build everything in release mode first:
 //!
 //! ```sh
-//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N]|ssh|all]
+//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N]|ssh|webapp [N]|all]
 //! ```
 //!
 //! Uses the default Argon2id cost (m=19456 KiB, t=2, p=1), real libpam, the
@@ -384,6 +384,86 @@ fn ssh_overhead(runs: usize) {
     );
 }
 
+/// Wall-clock milliseconds since the epoch (the browser reports its
+/// timestamps the same way, from the same clock).
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn ms(v: f64) -> Duration {
+    Duration::from_secs_f64(v.max(0.0) / 1000.0)
+}
+
+/// The phone web app in headless Chromium: a push login from
+/// `pam_authenticate` to the request visible on the phone, and from the
+/// Approve tap to PAM_SUCCESS; the app's size and a throttled cold start.
+fn webapp(rounds: usize) {
+    use pushmfa_tests::webapp::BrowserPhone;
+    use serde_json::json;
+    let relay = Relay::start_with(&["--rate-per-sec", "1000000", "--burst", "1000000"]);
+    let mut e = TestEnv::new(&relay_config(
+        &relay.url,
+        "[push]\nrate_limit_count = 1000\n",
+    ));
+    e.start_helper();
+    e.service("bench", "");
+    let mut phone = BrowserPhone::start(&[]);
+    phone.enroll(&e, &relay.url, "alice", "bench phone");
+    let (tx, rx) = std::sync::mpsc::channel::<u8>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(f64, f64)>();
+    let browser = std::thread::spawn(move || {
+        while let Ok(number) = rx.recv() {
+            let card = phone.call(json!({"cmd": "wait_request"}));
+            phone.call(json!({"cmd": "type", "digits": format!("{number:02}")}));
+            let pressed = phone.call(json!({"cmd": "press", "button": "Approve"}));
+            let _ = done_tx.send((
+                card["shownAt"].as_f64().unwrap_or(0.0),
+                pressed["answeredAt"].as_f64().unwrap_or(0.0),
+            ));
+        }
+        phone
+    });
+    let (mut visible, mut tap_to_success) = (Vec::new(), Vec::new());
+    for i in 0..rounds + 5 {
+        let tx = tx.clone();
+        let start = epoch_ms();
+        // wait mode (no remote host): the helper returns as soon as it has
+        // the approval, without waiting for an Enter.
+        let (code, seen) = e
+            .pam("bench", "alice")
+            .on_info(move |text| {
+                let _ = tx.send(number_in(text));
+            })
+            .run();
+        let end = epoch_ms();
+        assert_eq!(code, rc::SUCCESS, "{seen:?}\n{}", e.helper_log());
+        let (shown, answered) = done_rx.recv().unwrap_or((0.0, 0.0));
+        if i >= 5 {
+            visible.push(ms(shown - start));
+            tap_to_success.push(ms(end - answered));
+        }
+    }
+    drop(tx);
+    let mut phone = browser.join().unwrap_or_else(|_| panic!("browser thread"));
+    stats(
+        "web app: pam_authenticate start -> request visible on the phone",
+        visible,
+    );
+    stats(
+        "web app: Approve tapped -> pam_authenticate returned PAM_SUCCESS",
+        tap_to_success,
+    );
+    let cold = phone.call(json!({"cmd": "first_render", "url": format!("{}/app/", relay.url)}));
+    println!(
+        "web app cold start, 4x CPU slowdown, 150 ms RTT, 1.6 Mbit/s: first contentful paint {:.0} ms, ready {:.0} ms, {} bytes transferred",
+        cold["fcp"].as_f64().unwrap_or(-1.0),
+        cold["ready"].as_f64().unwrap_or(-1.0),
+        cold["bytes"]
+    );
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let n: usize = std::env::args()
@@ -397,6 +477,7 @@ fn main() {
         "push" => push(),
         "relay" => relay_load(n),
         "ssh" => ssh_overhead(20),
+        "webapp" => webapp(n.min(1000)),
         "all" => {
             argon2();
             login();
@@ -406,7 +487,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N]|all] (got {other})"
+                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N]|ssh|webapp [N]|all] (got {other})"
             );
             std::process::exit(2);
         }
