@@ -93,6 +93,13 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> Vec<Check> {
     out.push(check_socket(&socket));
     if cfg.backend.kind == BackendKind::Relay {
         out.push(check_relay(&cfg.backend.url));
+        if cfg.policy.failmode == pushmfa_config::FailMode::Safe {
+            out.push(check(
+                Status::Warn,
+                "failmode",
+                "policy.failmode = \"safe\": while the relay cannot be reached, logins pass with NO second factor; anyone who can cut this host off from the relay needs only the password (\"secure\" asks for a recovery code instead)",
+            ));
+        }
     }
     out.push(check_pam_stack(Path::new("/etc/pam.d"), &socket));
     out
@@ -329,6 +336,21 @@ mod tests {
             text[2].contains("FAIL") && text[2].contains("missing: start the helper"),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn says_what_failmode_safe_gives_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("pushmfa.toml");
+        std::fs::write(
+            &cfg_path,
+            "[backend]\nkind = \"relay\"\nurl = \"http://127.0.0.1:9\"\n[policy]\nfailmode = \"safe\"\n",
+        )
+        .unwrap();
+        let checks = run(&cfg_path, Some(&dir.path().join("none.sock")));
+        let safe = checks.iter().find(|c| c.what == "failmode").unwrap();
+        assert_eq!(safe.status, Status::Warn);
+        assert!(safe.detail.contains("NO second factor"), "{safe}");
     }
 
     #[test]

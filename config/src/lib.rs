@@ -56,6 +56,8 @@ pub struct Backend {
     pub kind: BackendKind,
     pub url: String,
     pub timeout_secs: u32,
+    /// Accept an `http://` relay URL that is not on loopback.
+    pub allow_plain_http: bool,
 }
 
 impl Default for Backend {
@@ -64,6 +66,7 @@ impl Default for Backend {
             kind: BackendKind::None,
             url: String::new(),
             timeout_secs: 5,
+            allow_plain_http: false,
         }
     }
 }
@@ -387,6 +390,13 @@ impl Config {
                 "needs the http:// or https:// URL of the relay".into(),
             ));
         }
+        if b.kind == BackendKind::Relay && !b.allow_plain_http && !secure_transport(&b.url) {
+            return Err((
+                "backend",
+                "url",
+                "is plain http:// to another machine: anyone on the path could read and delay logins; use https://, or set allow_plain_http = true".into(),
+            ));
+        }
         range("backend", "timeout_secs", b.timeout_secs, 1, 60)?;
         let p = &self.push;
         range("push", "ttl_secs", p.ttl_secs, 5, 600)?;
@@ -540,12 +550,61 @@ fn locate_key(text: &str, section: &str, key: &str) -> (usize, usize) {
     (1, 1)
 }
 
+/// Whether `url` is https, or plain http to this machine (loopback).
+pub fn secure_transport(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..host_end];
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(t: &str) -> Result<Config, ConfigError> {
         Config::parse(t, Path::new("/etc/pushmfa/pushmfa.toml"))
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        for ok in [
+            "https://relay.example.org",
+            "http://127.0.0.1:8480",
+            "http://localhost/",
+            "http://[::1]:8480",
+            "http://127.0.0.2",
+        ] {
+            assert!(secure_transport(ok), "{ok}");
+            let t = format!("[backend]\nkind = \"relay\"\nurl = \"{ok}\"\n");
+            assert!(parse(&t).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://relay.example.org",
+            "http://localhost.example.org",
+            "http://127.0.0.1.nip.io",
+            "http://10.0.0.1:8480",
+            "http://[::2]:8480",
+        ] {
+            assert!(!secure_transport(bad), "{bad}");
+            let t = format!("[backend]\nkind = \"relay\"\nurl = \"{bad}\"\n");
+            let e = parse(&t).unwrap_err().to_string();
+            assert!(e.contains("key `backend.url`: is plain http://"), "{e}");
+            let allowed = format!("{t}allow_plain_http = true\n");
+            assert!(parse(&allowed).is_ok(), "{bad}");
+        }
     }
 
     #[test]

@@ -52,6 +52,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What `policy.failmode = "safe"` gives away, for the start-up log.
+const FAILMODE_SAFE_WARNING: &str = "policy.failmode = \"safe\": while the relay cannot be reached (no connection, or a timeout), logins pass with NO second factor; anyone who can cut this host off from the relay needs only the password";
+
 /// Starts the helper with `args`; returns when it is told to stop.
 pub fn run(args: Args) -> ExitCode {
     let euid = nix::unistd::geteuid().as_raw();
@@ -124,6 +127,9 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if cfg.policy.failmode == pushmfa_config::FailMode::Safe {
+            log.warning(FAILMODE_SAFE_WARNING);
+        }
         let r = &cfg.recovery;
         if r.argon2_memory_kib < 19456 || r.argon2_iterations < 2 {
             log.warning("recovery.argon2_* is below the default cost: stored codes are weaker against offline guessing");

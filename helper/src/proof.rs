@@ -106,7 +106,7 @@ async fn prove_on_device(
     let mut pollers = tokio::task::JoinSet::new();
     post_everywhere(ctx, &issued, &state.devices, &tx, &mut pollers)
         .await
-        .map_err(|e| format!("cannot reach your devices ({e}); use a recovery code"))?;
+        .map_err(|e| format!("cannot reach your devices ({}); use a recovery code", e.why))?;
     drop(tx);
     conn.send(&Response::AdminReply(AdminReply::ApproveOnDevice {
         number: issued.number,

@@ -14,16 +14,34 @@ pub struct RelayClient {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
+    /// No connection could be made, or the relay did not answer in time:
+    /// the only failure `failmode = "safe"` may treat as "relay down".
     #[error("relay unreachable: {0}")]
     Unreachable(String),
+    /// The relay answered, but not with a usable HTTP answer.
+    #[error("relay sent a broken answer: {0}")]
+    Broken(String),
     #[error("relay answered {0}")]
     Status(String),
     #[error("relay sent a malformed answer: {0}")]
     Malformed(String),
 }
 
+/// Classifies a failed request: only a connection that cannot be made, or
+/// a timeout, is "unreachable". Anything the relay did answer is not.
 fn unreachable(e: reqwest::Error) -> RelayError {
-    RelayError::Unreachable(e.to_string())
+    if e.is_connect() || e.is_timeout() {
+        RelayError::Unreachable(e.to_string())
+    } else {
+        RelayError::Broken(e.to_string())
+    }
+}
+
+impl RelayError {
+    /// Whether the relay could not be reached at all (see `Unreachable`).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, RelayError::Unreachable(_))
+    }
 }
 
 async fn fail(resp: reqwest::Response) -> RelayError {

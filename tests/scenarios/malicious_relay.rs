@@ -391,3 +391,75 @@ fn garbage_and_oversized_relay_answers_fail_cleanly() {
         assert_eq!(seen.last().map(String::as_str), Some("prompt:Recovery code: "), "{name}");
     }
 }
+
+/// Issue finding: with `failmode = "safe"`, a relay that answered (500, a
+/// 200 with garbage, not HTTP at all) counted as unreachable and let the
+/// login through with no second factor. Only a relay that cannot be
+/// reached may; any answer falls back to the recovery code.
+#[test]
+fn failmode_safe_never_turns_a_relay_answer_into_a_login() {
+    let (_relay, mut e, _phone, codes) = setup();
+    let cases = [
+        (
+            "500",
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "200 garbage",
+            "HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\n\u{0}garbage!",
+        ),
+        ("not http", "\u{0}\u{1}\u{2}\r\n\r\n"),
+    ];
+    for (i, (name, answer)) in cases.into_iter().enumerate() {
+        let (url, _h) = fake_relay(answer.as_bytes().to_vec());
+        e.kill_helper();
+        let cfg = std::fs::read_to_string(&e.config).unwrap_or_default();
+        let mut cfg: String = cfg
+            .lines()
+            .map(|l| {
+                if l.starts_with("url = ") {
+                    format!("url = \"{url}\"")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !cfg.contains("failmode") {
+            cfg.push_str("\n[policy]\nfailmode = \"safe\"\n");
+        }
+        std::fs::write(&e.config, cfg).unwrap_or_else(|err| panic!("{err}"));
+        e.start_helper();
+        // Nothing typed: a login that passes here passed with no factor at all.
+        let (code, seen) = e
+            .pam(SVC, "alice")
+            .on_info(|_| {})
+            .answer(Answer::Fail)
+            .run();
+        assert_ne!(
+            code,
+            rc::SUCCESS,
+            "{name}: the relay's answer let the login through: {seen:?}"
+        );
+        assert!(
+            seen.contains(&"prompt:Recovery code: ".to_string()),
+            "{name}: {seen:?}"
+        );
+        let log = e.wait_for_log("asking for a recovery code");
+        assert!(!log.contains("FAILMODE SAFE"), "{name}: {log}");
+        assert!(
+            log.contains("failmode does not apply to an answer"),
+            "{name}: {log}"
+        );
+        // The code still works.
+        let (code, _) = e
+            .pam(SVC, "alice")
+            .on_info(|_| {})
+            .answer(Answer::Text(codes[i].clone()))
+            .run();
+        assert_eq!(code, rc::SUCCESS, "{name}");
+    }
+    // The helper says at start-up what "safe" gives away.
+    let log = e.helper_log();
+    assert!(log.contains("policy.failmode = \"safe\""), "{log}");
+}

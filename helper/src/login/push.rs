@@ -5,7 +5,7 @@
 use super::conversation::{Conversation, End};
 use crate::peer;
 use crate::push::challenge::{self, Issued, field};
-use crate::push::delivery::{Waited, Withdraw, await_answer, post_everywhere};
+use crate::push::delivery::{Undelivered, Waited, Withdraw, await_answer, post_everywhere};
 use crate::push_book::Blocked;
 use crate::user_state;
 use pushmfa_config::{FailMode, PushMode};
@@ -172,7 +172,7 @@ pub(super) async fn push_step(
         if !decoy {
             match post_everywhere(conv.ctx, &issued, devices, &tx, &mut pollers).await {
                 Ok(()) => {}
-                Err(why) => return unreachable(conv, &why).await,
+                Err(e) => return undelivered(conv, e).await,
             }
         }
         drop(tx);
@@ -267,8 +267,12 @@ async fn show_and_wait(
     .await)
 }
 
-async fn unreachable(conv: &mut Conversation<'_>, why: &str) -> Result<PushEnd, End> {
-    if conv.ctx.cfg.policy.failmode == FailMode::Safe {
+/// No device got the challenge. Only a relay that cannot be reached at all
+/// (no connection, or a timeout) may let a login through, and only under
+/// `failmode = "safe"`; a relay that answered, however badly, never does.
+async fn undelivered(conv: &mut Conversation<'_>, e: Undelivered) -> Result<PushEnd, End> {
+    let why = e.why;
+    if e.unreachable && conv.ctx.cfg.policy.failmode == FailMode::Safe {
         conv.ctx.log.error(&format!(
             "FAILMODE SAFE: push could not be delivered ({why}); letting user={} service={} in WITHOUT a second factor",
             conv.begin.user, conv.begin.service
@@ -277,9 +281,15 @@ async fn unreachable(conv: &mut Conversation<'_>, why: &str) -> Result<PushEnd, 
             .await;
         return Ok(PushEnd::Decided);
     }
-    conv.ctx.log.warning(&format!(
-        "push backend unreachable ({why}); asking for a recovery code"
-    ));
+    if e.unreachable {
+        conv.ctx.log.warning(&format!(
+            "push backend unreachable ({why}); asking for a recovery code"
+        ));
+    } else {
+        conv.ctx.log.error(&format!(
+            "push backend answered but took no challenge ({why}); asking for a recovery code (failmode does not apply to an answer)"
+        ));
+    }
     Ok(PushEnd::FallBack(MSG_UNREACHABLE.into()))
 }
 

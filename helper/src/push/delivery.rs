@@ -26,6 +26,15 @@ pub enum Waited {
     Typed(Zeroizing<String>),
 }
 
+/// Why a challenge reached no device.
+pub struct Undelivered {
+    pub why: String,
+    /// Every post failed to connect or timed out. False as soon as the
+    /// relay answered anything (an error status, garbage): an answer is
+    /// never "unreachable", so it can never trigger `failmode = "safe"`.
+    pub unreachable: bool,
+}
+
 /// Posts the challenge to every device's channel and starts a long-poll
 /// for each answer. Fails only if no device could be reached.
 pub async fn post_everywhere(
@@ -34,12 +43,18 @@ pub async fn post_everywhere(
     devices: &[Device],
     tx: &mpsc::Sender<ChallengeResponse>,
     pollers: &mut JoinSet<()>,
-) -> Result<(), String> {
+) -> Result<(), Undelivered> {
     let Some(relay) = ctx.relay.clone() else {
-        return Err("no backend".into());
+        return Err(Undelivered {
+            why: "no backend".into(),
+            unreachable: false,
+        });
     };
     let encoded = issued.challenge.encode();
-    let signature = ctx.host_key.sign(&encoded)?;
+    let signature = ctx.host_key.sign(&encoded).map_err(|why| Undelivered {
+        why,
+        unreachable: false,
+    })?;
     let body = PostChallenge {
         id: B64.encode(issued.challenge.id),
         expires_in: issued.challenge.expires_at - issued.challenge.issued_at,
@@ -60,6 +75,7 @@ pub async fn post_everywhere(
     }
     let mut reached = 0;
     let mut last_error = String::new();
+    let mut all_unreachable = true;
     while let Some(joined) = posts.join_next().await {
         let Ok((result, d)) = joined else { continue };
         match result {
@@ -98,11 +114,15 @@ pub async fn post_everywhere(
                 ctx.log
                     .warning(&format!("push to device={} failed: {e}", d.name));
                 last_error = e.to_string();
+                all_unreachable &= e.is_unreachable();
             }
         }
     }
     if reached == 0 {
-        Err(last_error)
+        Err(Undelivered {
+            why: last_error,
+            unreachable: all_unreachable,
+        })
     } else {
         Ok(())
     }
