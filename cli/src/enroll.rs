@@ -5,7 +5,7 @@ use crate::account::print_codes;
 use crate::calls::{TIMEOUT, show_approval};
 use crate::proof::proof_if_needed;
 use pushmfa_protocol::admin_client::{self as client, ClientError};
-use pushmfa_protocol::enroll::EnrollUri;
+use pushmfa_protocol::enroll::{EnrollUri, app_url_usable};
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -30,14 +30,14 @@ fn qr_text(uri: &str) -> Option<String> {
     )
 }
 
-/// The QR code and the text forms: a link to the relay's web app that a
-/// phone's camera opens (when a phone can use the app there), and the
-/// `pushmfa://` URI for software authenticators.
-fn show_enrollment(uri: &str) {
-    let link = EnrollUri::parse(uri)
-        .ok()
-        .filter(EnrollUri::app_reachable)
-        .map(|u| Zeroizing::new(u.to_app_link()));
+/// The QR code and the text forms: a link to the web app (at `app_url`,
+/// else the relay's own) that a phone's camera opens, when a phone can use
+/// the app there; and the `pushmfa://` URI for software authenticators.
+fn show_enrollment(uri: &str, app_url: Option<&str>) {
+    let link = EnrollUri::parse(uri).ok().and_then(|u| {
+        let app = app_url.map_or_else(|| u.app_url(), str::to_owned);
+        app_url_usable(&app).then(|| Zeroizing::new(u.to_app_link_at(&app)))
+    });
     let shown = link.as_deref().map_or(uri, String::as_str);
     if let Some(qr) = qr_text(shown) {
         print!("{qr}");
@@ -55,7 +55,11 @@ fn show_enrollment(uri: &str) {
     println!("{uri}");
 }
 
-pub(crate) fn enroll(socket: &Path, user: Option<String>) -> Result<(), ClientError> {
+pub(crate) fn enroll(
+    socket: &Path,
+    user: Option<String>,
+    app_url: Option<String>,
+) -> Result<(), ClientError> {
     let proof = proof_if_needed(socket, &user, "add a device")?;
     let mut session = client::Session::start(socket, AdminRequest::Enroll { user, proof })?;
     let (uri, expires_in) = loop {
@@ -67,7 +71,7 @@ pub(crate) fn enroll(socket: &Path, user: Option<String>) -> Result<(), ClientEr
             _ => return Err(ClientError::Unexpected),
         }
     };
-    show_enrollment(&uri);
+    show_enrollment(&uri, app_url.as_deref());
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let countdown = std::io::stderr().is_terminal().then(|| {
         let done = done.clone();

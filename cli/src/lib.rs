@@ -25,18 +25,19 @@ use std::process::ExitCode;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    let socket = cli.socket.clone().unwrap_or_else(|| {
-        Config::load(&cli.config, 0)
-            .map(|c| c.helper.socket)
-            .unwrap_or_else(|_| Config::default().helper.socket)
-    });
+    let cfg = Config::load(&cli.config, 0).unwrap_or_default();
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| cfg.helper.socket.clone());
+    let app_url = Some(cfg.backend.app_url.clone()).filter(|u| !u.is_empty());
     let result = match cli.command {
         Command::Recovery {
             command: RecoveryCommand::Generate { user, json },
         } => account::generate(&socket, user, json),
         Command::Status { user, json } => account::status(&socket, user, json),
         Command::Unlock { user } => account::unlock(&socket, user),
-        Command::Enroll { user } => enroll::enroll(&socket, user),
+        Command::Enroll { user } => enroll::enroll(&socket, user, app_url),
         Command::Devices { command } => devices::devices(&socket, command),
         Command::Reset { user } => calls::done(&socket, AdminRequest::Reset { user }),
         Command::Doctor => return doctor::report(&cli.config, cli.socket.as_deref()),

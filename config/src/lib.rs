@@ -58,6 +58,8 @@ pub struct Backend {
     pub timeout_secs: u32,
     /// Accept an `http://` relay URL that is not on loopback.
     pub allow_plain_http: bool,
+    /// Where phones open the web app; empty: the relay's own `<url>/app/`.
+    pub app_url: String,
 }
 
 impl Default for Backend {
@@ -67,6 +69,7 @@ impl Default for Backend {
             url: String::new(),
             timeout_secs: 5,
             allow_plain_http: false,
+            app_url: String::new(),
         }
     }
 }
@@ -395,6 +398,13 @@ impl Config {
                 "backend",
                 "url",
                 "is plain http:// to another machine: anyone on the path could read and delay logins; use https://, or set allow_plain_http = true".into(),
+            ));
+        }
+        if !b.app_url.is_empty() && !secure_transport(&b.app_url) {
+            return Err((
+                "backend",
+                "app_url",
+                "must be an https:// URL (browsers give a web app its keys only on https)".into(),
             ));
         }
         range("backend", "timeout_secs", b.timeout_secs, 1, 60)?;

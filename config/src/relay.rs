@@ -22,6 +22,9 @@ pub struct RelayFile {
     pub web_push_contact: String,
     /// Push service origins allowed besides the browsers' own.
     pub web_push_allow: Vec<String>,
+    /// The origin that serves the web app instead of this relay (empty:
+    /// the relay serves it under /app/).
+    pub app_origin: String,
 }
 
 impl Default for RelayFile {
@@ -33,6 +36,7 @@ impl Default for RelayFile {
             burst: 100.0,
             web_push_contact: "mailto:root@localhost".into(),
             web_push_allow: Vec::new(),
+            app_origin: String::new(),
         }
     }
 }
@@ -98,6 +102,16 @@ impl RelayFile {
                 "web_push_allow",
                 format!(
                     "{bad:?} is not an origin like \"https://push.example.org\" or \"http://127.0.0.1:8080\""
+                ),
+            ));
+        }
+        if !self.app_origin.is_empty() && !is_origin(&self.app_origin) {
+            return Err((
+                "",
+                "app_origin",
+                format!(
+                    "{:?} is not an origin like \"https://app.example.org\"",
+                    self.app_origin
                 ),
             ));
         }

@@ -72,6 +72,17 @@ fn pct_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Whether a web app at `url` can hold keys: https, or loopback for tests.
+pub fn app_url_usable(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+            .iter()
+            .any(|p| {
+                url.strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            })
+}
+
 impl EnrollUri {
     pub fn to_uri(&self) -> String {
         format!("{SCHEME_PREFIX}{}", self.query())
@@ -79,24 +90,23 @@ impl EnrollUri {
 
     /// The link to the relay's phone web app, for a phone's camera.
     pub fn to_app_link(&self) -> String {
-        format!(
-            "{}/app/{APP_FRAGMENT}{}",
-            self.relay.trim_end_matches('/'),
-            self.query()
-        )
+        self.to_app_link_at(&self.app_url())
+    }
+
+    /// The link to the web app served at `app` (e.g. `https://app.example.org/`).
+    pub fn to_app_link_at(&self, app: &str) -> String {
+        format!("{app}{APP_FRAGMENT}{}", self.query())
+    }
+
+    /// Where the relay serves the web app.
+    pub fn app_url(&self) -> String {
+        format!("{}/app/", self.relay.trim_end_matches('/'))
     }
 
     /// Whether a phone can use the web app at this relay: browsers give
     /// WebCrypto and service workers only to https pages (and loopback).
     pub fn app_reachable(&self) -> bool {
-        let r = self.relay.as_str();
-        r.starts_with("https://")
-            || ["http://localhost", "http://127.0.0.1", "http://[::1]"]
-                .iter()
-                .any(|p| {
-                    r.strip_prefix(p)
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-                })
+        app_url_usable(&self.relay)
     }
 
     fn query(&self) -> String {
@@ -111,7 +121,6 @@ impl EnrollUri {
             pct_encode(&self.account),
         )
     }
-
     /// Parses either form: `pushmfa://enroll?...` or `<relay>/app/#enroll?...`.
     pub fn parse(uri: &str) -> Result<EnrollUri, UriError> {
         if uri.len() > 4096 {

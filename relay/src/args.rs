@@ -43,6 +43,9 @@ pub struct Args {
     /// file's list). Browsers' own push services are always allowed.
     #[arg(long, value_name = "ORIGIN")]
     pub web_push_allow: Vec<String>,
+    /// Serve no web app; let the app at this origin use the API instead.
+    #[arg(long, value_name = "ORIGIN")]
+    pub app_origin: Option<String>,
 }
 
 impl Args {
@@ -66,6 +69,9 @@ impl Args {
         }
         if let Some(v) = &self.web_push_contact {
             s.web_push_contact = v.clone();
+        }
+        if let Some(v) = &self.app_origin {
+            s.app_origin = v.clone();
         }
         if !self.web_push_allow.is_empty() {
             s.web_push_allow = self.web_push_allow.clone();

@@ -47,6 +47,9 @@ pub struct RelayConfig {
     pub web_push_contact: String,
     /// Push service origins allowed besides the browsers' own.
     pub web_push_allow: Vec<String>,
+    /// Another origin serves the web app: the relay serves none and allows
+    /// that origin to call the API (CORS).
+    pub app_origin: Option<String>,
 }
 
 impl Default for RelayConfig {
@@ -59,6 +62,7 @@ impl Default for RelayConfig {
             burst: 100.0,
             web_push_contact: "mailto:root@localhost".into(),
             web_push_allow: Vec::new(),
+            app_origin: None,
         }
     }
 }
@@ -248,8 +252,36 @@ pub async fn sweep_forever(relay: Arc<Relay>) {
 }
 
 pub fn router(relay: Arc<Relay>) -> Router {
+    let app_origin = relay.cfg.app_origin.clone();
+    let api = api_routes(relay);
+    match app_origin {
+        None => api.merge(webapp::routes()),
+        // Only that origin's pages may call the API from a browser.
+        Some(origin) => match origin.parse::<axum::http::HeaderValue>() {
+            Ok(o) => api.layer(
+                tower_http::cors::CorsLayer::new()
+                    .allow_origin(o)
+                    .allow_methods([
+                        axum::http::Method::GET,
+                        axum::http::Method::POST,
+                        axum::http::Method::PUT,
+                        axum::http::Method::DELETE,
+                    ])
+                    .allow_headers([
+                        header::AUTHORIZATION,
+                        header::CONTENT_TYPE,
+                        header::IF_NONE_MATCH,
+                    ])
+                    .expose_headers([header::ETAG])
+                    .max_age(Duration::from_secs(600)),
+            ),
+            Err(_) => api,
+        },
+    }
+}
+
+fn api_routes(relay: Arc<Relay>) -> Router {
     Router::new()
-        .merge(webapp::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/push/key", get(vapid_key))
         .route(

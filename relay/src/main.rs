@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             burst: args.burst,
             web_push_contact: args.web_push_contact.clone(),
             web_push_allow: args.web_push_allow.clone(),
+            app_origin: Some(args.app_origin.clone()).filter(|o| !o.is_empty()),
             ..RelayConfig::default()
         }) {
             Ok(r) => Arc::new(r),

@@ -360,6 +360,46 @@ fn two_accounts_and_an_expired_request() {
     );
 }
 
+#[test]
+fn the_app_from_an_origin_of_the_admins_own_uses_the_relay_by_cors() {
+    let mut browser = BrowserPhone::start(&[]);
+    // The app's own server (its policy lets the page reach the relay), and
+    // a relay that serves no app and lets that origin use its API.
+    let app = browser.call(json!({"cmd": "static_app"}));
+    let origin = app["origin"].as_str().unwrap().to_owned();
+    let relay = Relay::start_with(&["--app-origin", &origin]);
+    browser.call(json!({"cmd": "static_app_relay", "relay": relay.url}));
+    let mut e = TestEnv::new(&relay_config(
+        &relay.url,
+        &format!("app_url = \"{origin}/\"\n[push]\nhost_name = \"web-1\"\n"),
+    ));
+    e.start_helper();
+    e.service(SVC, "");
+    // The relay serves no app now.
+    let mut s = std::net::TcpStream::connect(relay.url.trim_start_matches("http://")).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /app/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let (_, added) = browser.enroll_at(&e, &format!("{origin}/"), "alice", "phone");
+    assert!(
+        added["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Added alice on web-1"),
+        "{added}"
+    );
+    let phone = Rc::new(RefCell::new(browser));
+    let (code, card, done) = login(&e, &phone, 0, "Approve", None);
+    assert_eq!(code, rc::SUCCESS, "{card} {done}");
+    let problems = phone.borrow_mut().call(json!({"cmd": "problems"}));
+    assert_eq!(problems["problems"], json!([]), "{problems}");
+}
+
 /// The app's own unit tests (its encodings against the protocol's test
 /// vectors), in Node, as part of the workspace's tests.
 #[test]

@@ -153,6 +153,8 @@ impl EnrollRun {
         let mut child = Command::new(bin("pushmfa"))
             .arg("--socket")
             .arg(&env.socket)
+            .arg("--config")
+            .arg(&env.config)
             .args(["enroll", "--user", user])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

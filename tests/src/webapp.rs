@@ -19,16 +19,43 @@ fn webapp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../webapp")
 }
 
+/// One browser at a time per test process: several Chromiums on two cores
+/// starve each other into timeouts. Held by a `BrowserPhone` until dropped.
+struct Turn;
+
+static BUSY: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+static FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl Turn {
+    fn take() -> Turn {
+        let mut busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy {
+            busy = FREED.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy = true;
+        Turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *BUSY.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        FREED.notify_one();
+    }
+}
+
 /// A browser with the app open, killed on drop.
 pub struct BrowserPhone {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    _turn: Turn,
 }
 
 impl BrowserPhone {
     /// Starts Chromium (a 360 px wide phone screen unless `args` say else).
     pub fn start(args: &[&str]) -> BrowserPhone {
+        let turn = Turn::take();
         assert!(
             chromium().exists(),
             "{} is missing: apt-get install chromium (scripts/install-deps.sh does)",
@@ -53,6 +80,7 @@ impl BrowserPhone {
             child,
             stdin,
             stdout,
+            _turn: turn,
         }
     }
 
@@ -89,8 +117,19 @@ impl BrowserPhone {
         user: &str,
         name: &str,
     ) -> (String, Value) {
+        self.enroll_at(env, &format!("{relay}/app/"), user, name)
+    }
+
+    /// [`BrowserPhone::enroll`] with the web app served at `app` (app_url).
+    pub fn enroll_at(
+        &mut self,
+        env: &TestEnv,
+        app: &str,
+        user: &str,
+        name: &str,
+    ) -> (String, Value) {
         let mut cli = EnrollRun::start(env, user);
-        let link = cli.line_starting(&format!("{relay}/app/#enroll?"));
+        let link = cli.line_starting(&format!("{app}#enroll?"));
         self.call(json!({"cmd": "open", "url": link}));
         let mut added = self.call(json!({"cmd": "enroll", "name": name}));
         added["link"] = json!(link);

@@ -17,14 +17,13 @@ import {
   sanitize,
 } from "./protocol.js";
 
-/** Enrolls: a new non-extractable key, registered through the relay with
- *  a MAC under the link's secret; the account is stored only once the
- *  relay accepted it. `origin` is the relay that served this app. */
-export async function enroll(link, deviceName, origin) {
+/** Enrolls: a new non-extractable key, registered through the relay the
+ *  link names with a MAC under the link's secret; the account is stored
+ *  only once the relay accepted it. (The page's Content-Security-Policy
+ *  decides which relays it may reach: only its own origin when the relay
+ *  serves the app.) */
+export async function enroll(link, deviceName) {
   const e = parseEnrollLink(link);
-  if (e.relay !== origin) {
-    throw new Error(`This link is for the relay at ${e.relay}; open it there.`);
-  }
   const name = sanitize(deviceName.trim());
   if (!name || new TextEncoder().encode(name).length > 64) {
     throw new Error("Give this phone a name of 1 to 64 characters.");

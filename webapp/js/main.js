@@ -84,14 +84,18 @@ function showEnroll(link) {
       {
         onEnroll: async (name) => {
           try {
-            const a = await device.enroll(link, name, location.origin);
+            const a = await device.enroll(link, name);
             link = null;
             await showHome(`Added ${title(a)}. Sign-in requests appear here.`);
             return null;
           } catch (e) {
-            return e.kind === "gone"
-              ? "This enrollment link has expired or was already used: run pushmfa enroll again."
-              : e.message;
+            if (e.kind === "gone") {
+              return "This enrollment link has expired or was already used: run pushmfa enroll again.";
+            }
+            if (e.kind === "offline") {
+              return `Cannot reach the relay at ${sanitize(details.relay)}. Check the connection; if this app is not served by that relay, its administrator must allow it (app_origin).`;
+            }
+            return e.message;
           }
         },
         onCancel: () => showHome(),

@@ -7,7 +7,10 @@
 //   node webapp/tests/phone.mjs [--width 360] [--dark]
 
 import { createECDH, createHmac, createDecipheriv, createPublicKey, randomBytes, verify } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -113,6 +116,10 @@ async function onPush(req, res) {
   for (const w of pushService.waiters.splice(0)) w();
 }
 
+// The app's files from another origin (app_origin), and the relay its
+// policy lets it reach (set once the relay has started).
+const staticApp = { relay: "" };
+
 const card = (status = "open") => page.locator(`article.card[data-status="${status}"]`).first();
 
 const commands = {
@@ -216,6 +223,35 @@ const commands = {
       }
       return { accounts: out };
     });
+  },
+  async static_app_relay({ relay }) {
+    staticApp.relay = relay;
+    return {};
+  },
+  async static_app() {
+    // The app's files from an origin of the admin's own (app_origin): a
+    // plain static server whose policy lets the page reach that relay.
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+      ".svg": "image/svg+xml", ".webmanifest": "application/manifest+json" };
+    const csp = () =>
+      `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self' ${staticApp.relay}; manifest-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+    const server = createServer(async (req, res) => {
+      const path = normalize(new URL(req.url, "http://x").pathname).replace(/^\/+/, "") || "index.html";
+      if (path.startsWith("..") || path.startsWith("tests") || path.startsWith("node_modules") || path.startsWith("package")) {
+        res.writeHead(404).end();
+        return;
+      }
+      try {
+        const body = await readFile(join(root, path));
+        res.writeHead(200, { "Content-Type": types[extname(path)] ?? "application/octet-stream", "Content-Security-Policy": csp() });
+        res.end(body);
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    return { origin: `http://127.0.0.1:${server.address().port}` };
   },
   async push_service() {
     const server = createServer((req, res) => onPush(req, res));
