@@ -14,8 +14,42 @@ const SVC: &str = "pushmfa-test";
 
 /// docs/transcripts/phone/, rewritten with PUSHMFA_UPDATE_TRANSCRIPTS=1.
 fn screenshot_dir() -> Option<PathBuf> {
-    std::env::var_os("PUSHMFA_UPDATE_TRANSCRIPTS")
-        .map(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/transcripts/phone"))
+    std::env::var_os("PUSHMFA_UPDATE_TRANSCRIPTS").map(|_| transcripts())
+}
+
+fn transcripts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/transcripts/phone")
+}
+
+/// One screen of the docs: its text (numbers masked) must match the
+/// committed `NAME.txt`, so a changed screen fails until the screenshots
+/// are taken again (PUSHMFA_UPDATE_TRANSCRIPTS=1 writes both).
+fn screen(phone: &mut BrowserPhone, name: &str) -> Result<(), String> {
+    let text = phone.try_call(json!({"cmd": "text"}))?;
+    let mut masked = String::new();
+    for c in text["text"].as_str().unwrap_or_default().chars() {
+        match c {
+            '0'..='9' if masked.ends_with('#') => {}
+            '0'..='9' => masked.push('#'),
+            c => masked.push(c),
+        }
+    }
+    masked.push('\n');
+    let txt = transcripts().join(format!("{name}.txt"));
+    if let Some(dir) = screenshot_dir() {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        phone.try_call(json!({"cmd": "screenshot", "path": dir.join(format!("{name}.png"))}))?;
+        return std::fs::write(&txt, masked).map_err(|e| e.to_string());
+    }
+    let committed = std::fs::read_to_string(&txt).unwrap_or_default();
+    if committed == masked {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is out of date (the screen now reads:\n{masked}); regenerate with PUSHMFA_UPDATE_TRANSCRIPTS=1 cargo test -p pushmfa-tests --test webapp_login",
+            txt.display()
+        ))
+    }
 }
 
 fn setup() -> (Relay, TestEnv) {
@@ -51,8 +85,8 @@ fn login(
                 if button == "Approve" {
                     phone.try_call(json!({"cmd": "type", "digits": format!("{n:02}")}))?;
                 }
-                if let (Some(dir), Some(name)) = (screenshot_dir(), shot) {
-                    phone.try_call(json!({"cmd": "screenshot", "path": dir.join(name)}))?;
+                if let Some(name) = shot {
+                    screen(&mut phone, name)?;
                 }
                 let done = phone.try_call(json!({"cmd": "press", "button": button}))?;
                 Ok((card, done))
@@ -74,9 +108,6 @@ fn login(
 fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
     let (relay, e) = setup();
     let phone = Rc::new(RefCell::new(BrowserPhone::start(&[])));
-    if let Some(dir) = screenshot_dir() {
-        std::fs::create_dir_all(&dir).unwrap();
-    }
 
     // Enroll: the link opens the app; the secret leaves the address bar.
     let (out, added) = phone
@@ -102,9 +133,7 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
         "first enrollment shows recovery codes:\n{out}"
     );
     e.wait_for_log("device enrolled user=alice device=Alice's phone");
-    if let Some(dir) = screenshot_dir() {
-        phone.borrow_mut().screenshot(&dir.join("01-enrolled.png"));
-    }
+    screen(&mut phone.borrow_mut(), "01-enrolled").unwrap_or_else(|e| panic!("{e}"));
 
     // The key is non-extractable and survives a reload.
     let keys = phone.borrow_mut().call(json!({"cmd": "keys"}));
@@ -131,7 +160,7 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
     );
 
     // Approve with the number from the prompt: the login succeeds.
-    let (code, card, done) = login(&e, &phone, 0, "Approve", Some("02-request.png"));
+    let (code, card, done) = login(&e, &phone, 0, "Approve", Some("02-request"));
     assert_eq!(code, rc::SUCCESS, "{card} {done}");
     assert_eq!(card["host"], "web-1");
     assert_eq!(card["user"], "alice");
@@ -143,9 +172,7 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
         e.wait_for_log("outcome=success")
             .contains("method=push device=Alice's phone")
     );
-    if let Some(dir) = screenshot_dir() {
-        phone.borrow_mut().screenshot(&dir.join("03-approved.png"));
-    }
+    screen(&mut phone.borrow_mut(), "03-approved").unwrap_or_else(|e| panic!("{e}"));
 
     // A wrong number is a denial on the host, whatever the phone signed.
     let (code, _, done) = login(&e, &phone, 1, "Approve", None);
@@ -161,7 +188,7 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
     e.wait_for_log("outcome=denied (denied on device=Alice's phone)");
 
     // "Not me": denied, reported, and further pushes are paused.
-    let (code, _, done) = login(&e, &phone, 0, "Not me", Some("04-not-me.png"));
+    let (code, _, done) = login(&e, &phone, 0, "Not me", Some("04-not-me"));
     assert_eq!(
         (code, done["status"].as_str()),
         (rc::AUTH_ERR, Some("reported"))
@@ -181,6 +208,17 @@ fn a_wrong_or_used_link_says_what_to_do_and_adds_nothing() {
     assert!(
         added["message"].as_str().unwrap().starts_with("Added"),
         "{added}"
+    );
+    // A 320 px screen: nothing wider than the screen, touch targets >= 44 px.
+    let layout = phone.call(json!({"cmd": "layout"}));
+    assert!(
+        layout["scrollWidth"].as_u64() <= layout["clientWidth"].as_u64()
+            && layout["clientWidth"].as_u64() == Some(320),
+        "{layout}"
+    );
+    assert!(
+        layout["smallestTarget"].as_f64().unwrap() >= 44.0,
+        "{layout}"
     );
     // The same link again: the relay has closed that enrollment.
     phone.call(json!({"cmd": "open", "url": added["link"]}));

@@ -146,6 +146,15 @@ const commands = {
     await error.waitFor({ timeout: 15000 });
     return { message: await error.textContent() };
   },
+  async layout() {
+    return page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      clientWidth: document.documentElement.clientWidth,
+      smallestTarget: Math.min(
+        ...[...document.querySelectorAll("button, input")].map((b) => Math.min(b.getBoundingClientRect().height, 999)),
+      ),
+    }));
+  },
   async text() {
     return { text: await page.locator("body").innerText() };
   },
