@@ -194,6 +194,18 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
         (rc::AUTH_ERR, Some("reported"))
     );
     e.wait_for_log("FRAUD REPORTED user=alice");
+    // ... and the next login pushes nothing: it goes straight to the code.
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(Answer::Fail)
+        .run();
+    assert_ne!(code, rc::SUCCESS);
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("paused after a \"not me\" report")),
+        "{seen:?}"
+    );
 
     // No script error and no Content-Security-Policy violation on the way.
     let problems = phone.borrow_mut().call(json!({"cmd": "problems"}));
@@ -357,7 +369,12 @@ fn two_accounts_and_an_expired_request() {
     phone
         .borrow_mut()
         .enroll(&web, &relay.url, "alice", "phone");
-    phone.borrow_mut().enroll(&db, &relay.url, "alice", "phone");
+    let (db_out, _) = phone.borrow_mut().enroll(&db, &relay.url, "alice", "phone");
+    let db_code = db_out
+        .lines()
+        .find(|l| l.len() == 19 && l.matches('-').count() == 3)
+        .unwrap_or_else(|| panic!("no recovery code:\n{db_out}"))
+        .to_owned();
     let text = phone.borrow_mut().call(json!({"cmd": "text"}));
     let t = text["text"].as_str().unwrap();
     assert!(
@@ -390,12 +407,45 @@ fn two_accounts_and_an_expired_request() {
         .answer(Answer::Fail)
         .run();
     assert_ne!(code, rc::SUCCESS);
+    let expired_message = expired.borrow()["message"].clone();
     assert_eq!(
-        expired.borrow()["message"],
+        expired_message,
         "This request expired.",
         "{}",
         expired.borrow()
     );
+
+    // A recovery code typed at the prompt instead: the host withdraws the
+    // request, and the phone says so.
+    let p = phone.clone();
+    let shown = Rc::new(RefCell::new(json!(null)));
+    let sh = shown.clone();
+    let (code, seen) = db
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(Answer::Reply(Box::new(move |_prompt: &str| {
+            let r = p.borrow_mut().try_call(json!({"cmd": "wait_request"}));
+            *sh.borrow_mut() = r.unwrap_or_else(|e| json!({ "error": e }));
+            db_code.clone()
+        })))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    let id = shown.borrow()["id"].clone();
+    let gone = phone
+        .borrow_mut()
+        .call(json!({"cmd": "wait_status", "id": id, "status": "gone"}));
+    assert_eq!(gone["message"], "Answered on another device, or withdrawn.");
+
+    // Rename one account, remove the other: its key is gone from the phone.
+    let mut phone = phone.borrow_mut();
+    phone.call(json!({"cmd": "rename", "account": "alice on db-1", "label": "Database"}));
+    phone.call(json!({"cmd": "remove", "account": "alice on web-1"}));
+    let text = phone.call(json!({"cmd": "text"}));
+    let t = text["text"].as_str().unwrap();
+    assert!(t.lines().any(|l| l == "Database"), "{t}");
+    assert!(!t.lines().any(|l| l == "alice on web-1"), "{t}");
+    let keys = phone.call(json!({"cmd": "keys"}));
+    assert_eq!(keys["accounts"].as_array().map(Vec::len), Some(1), "{keys}");
 }
 
 #[test]

@@ -102,11 +102,26 @@ async function onPush(req, res) {
     entry.vapid = checkVapid(req.headers.authorization, pushService.origin);
     entry.payload = decrypt(Buffer.concat(chunks));
     const [registrationId] = [...pushService.registrations.values()];
-    await pushService.cdp.send("ServiceWorker.deliverPushMessage", {
-      origin: new URL(page.url()).origin,
-      registrationId,
-      data: entry.payload,
-    });
+    // A push service keeps a message until the browser takes it (within its
+    // TTL): deliver again if the service worker showed nothing, which
+    // happens when DevTools hands it over while the worker is starting.
+    const shown = () =>
+      page
+        .waitForFunction(
+          async (tag) => (await (await navigator.serviceWorker.ready).getNotifications({ tag })).length > 0,
+          `pushmfa-${JSON.parse(entry.payload).id}`,
+          { timeout: 3000 },
+        )
+        .then(() => true, () => false);
+    entry.deliveries = 0;
+    do {
+      entry.deliveries += 1;
+      await pushService.cdp.send("ServiceWorker.deliverPushMessage", {
+        origin: new URL(page.url()).origin,
+        registrationId,
+        data: entry.payload,
+      });
+    } while (!(await shown()) && entry.deliveries < 4);
     res.writeHead(201).end();
   } catch (e) {
     entry.error = String(e.message ?? e);
@@ -145,6 +160,18 @@ const commands = {
     const error = page.locator("form p.error:not(:empty)");
     await error.waitFor({ timeout: 15000 });
     return { message: await error.textContent() };
+  },
+  async rename({ account, label }) {
+    page.once("dialog", (d) => d.accept(label));
+    await page.locator(`li[data-account]`, { hasText: account }).getByRole("button", { name: "Rename" }).click();
+    await page.locator("li[data-account]", { hasText: label }).waitFor();
+    return {};
+  },
+  async remove({ account }) {
+    page.once("dialog", (d) => d.accept());
+    await page.locator(`li[data-account]`, { hasText: account }).getByRole("button", { name: "Remove" }).click();
+    await page.getByText("Removed ").first().waitFor();
+    return {};
   },
   async layout() {
     return page.evaluate(() => ({
