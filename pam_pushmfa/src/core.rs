@@ -9,7 +9,7 @@ use pushmfa_protocol::text::sanitize;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// A conversation step failed or the application gave no answer.
@@ -25,22 +25,49 @@ pub trait Conversation {
 
 /// A byte stream to the helper whose reads and writes can time out.
 pub trait Channel: Read + Write {
+    /// Everything read or written from now on must be done within
+    /// `timeout` in all: a deadline for the next message, not a limit per
+    /// read (a helper dripping one byte at a time cannot stretch it).
     fn set_timeout(&mut self, timeout: Duration) -> io::Result<()>;
 }
 
 /// The connection to the helper. Writes use `send(MSG_NOSIGNAL)`: a plain
 /// `write` to a socket the helper closed would raise SIGPIPE, which kills a
 /// host program (sshd, sudo) that has not ignored it.
-pub struct HelperStream(pub UnixStream);
+pub struct HelperStream(pub UnixStream, Option<Instant>);
+
+impl HelperStream {
+    pub fn new(stream: UnixStream) -> HelperStream {
+        HelperStream(stream, None)
+    }
+
+    /// Sets the socket's timeouts to what is left before the deadline.
+    fn before_deadline(&self) -> io::Result<()> {
+        let Some(deadline) = self.1 else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the helper did not finish its message in time",
+            ));
+        }
+        self.0.set_read_timeout(Some(left))?;
+        self.0.set_write_timeout(Some(left))
+    }
+}
 
 impl Read for HelperStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.before_deadline()?;
         self.0.read(buf)
     }
 }
 
 impl Write for HelperStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.before_deadline()?;
         // SAFETY: buf is a valid readable slice for its length; the fd is owned by self.0.
         let n = unsafe {
             libc::send(
@@ -64,8 +91,8 @@ impl Write for HelperStream {
 
 impl Channel for HelperStream {
     fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        self.0.set_read_timeout(Some(timeout))?;
-        self.0.set_write_timeout(Some(timeout))
+        self.1 = Some(Instant::now() + timeout);
+        self.before_deadline()
     }
 }
 
@@ -205,6 +232,7 @@ pub fn run_login<C: Conversation, S: Channel>(
             Ok(reply) => reply,
             Err(ConvError) => {
                 // Tell the helper so it can log it; the login fails either way.
+                let _ = chan.set_timeout(opts.timeout);
                 let _ = frame::write_frame(&mut chan, &Request::Reply(Reply::ConversationFailed));
                 return (
                     ModuleCode::ConvErr,
@@ -213,6 +241,11 @@ pub fn run_login<C: Conversation, S: Channel>(
                 );
             }
         };
+        // The user may take their time at a prompt: the reply gets a
+        // deadline of its own.
+        if let Err(e) = chan.set_timeout(opts.timeout) {
+            return fail(FrameError::Io(e));
+        }
         if let Err(e) = frame::write_frame(&mut chan, &Request::Reply(reply)) {
             return fail(e);
         }
@@ -327,7 +360,7 @@ mod tests {
     fn fake_helper(script: Vec<Vec<u8>>) -> (HelperStream, thread::JoinHandle<Vec<Request>>) {
         let (module_end, helper_end) = pair();
         // The fake writes with MSG_NOSIGNAL too: one test restores SIGPIPE's default.
-        let mut helper_end = HelperStream(helper_end);
+        let mut helper_end = HelperStream::new(helper_end);
         let handle = thread::spawn(move || {
             let mut seen = Vec::new();
             if let Ok(begin) = frame::read_frame::<Request, _>(&mut helper_end) {
@@ -344,7 +377,7 @@ mod tests {
             }
             seen
         });
-        (HelperStream(module_end), handle)
+        (HelperStream::new(module_end), handle)
     }
 
     fn enc(r: &Response) -> Vec<u8> {
@@ -471,12 +504,81 @@ mod tests {
     fn silent_helper_times_out() {
         let (module_end, helper_end) = pair();
         let start = std::time::Instant::now();
-        let chan = HelperStream(module_end);
+        let chan = HelperStream::new(module_end);
         let (code, detail, _) = run_login(&mut Scripted::default(), chan, &items(), &opts());
         assert_eq!(code, ModuleCode::AuthinfoUnavail);
         assert!(detail.unwrap_or_default().contains("timed out"));
         assert!(start.elapsed() < Duration::from_secs(5));
         drop(helper_end);
+    }
+
+    /// Review finding: the timeout applied to each read, so a helper sending
+    /// one byte every 1.5 s held a `timeout=2` login for 91 s.
+    #[test]
+    fn a_helper_dripping_bytes_cannot_stretch_the_timeout() {
+        let (module_end, mut helper_end) = pair();
+        let drip = thread::spawn(move || {
+            let mut begin = [0u8; 4096];
+            let _ = helper_end.read(&mut begin);
+            let frame = enc(&Response::Step(Step::Info {
+                text: "x".repeat(40),
+                wait_secs: 0,
+            }));
+            for b in frame {
+                if helper_end.write_all(&[b]).is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let start = std::time::Instant::now();
+        let (code, detail, _) = run_login(
+            &mut Scripted::default(),
+            HelperStream::new(module_end),
+            &items(),
+            &opts(),
+        );
+        // opts() gives 500 ms; the drip would take about 7 s.
+        assert_eq!(code, ModuleCode::AuthinfoUnavail, "{detail:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let _ = drip.join();
+    }
+
+    /// A user slower at the prompt than the module's timeout still gets
+    /// their answer through: the deadline is per message, not per login.
+    #[test]
+    fn a_slow_user_is_not_cut_off_by_the_message_deadline() {
+        struct SlowUser;
+        impl Conversation for SlowUser {
+            fn info(&mut self, _: &str) -> Result<(), ConvError> {
+                Ok(())
+            }
+            fn error(&mut self, _: &str) -> Result<(), ConvError> {
+                Ok(())
+            }
+            fn prompt(&mut self, _: &str, _: bool) -> Result<Zeroizing<String>, ConvError> {
+                thread::sleep(Duration::from_millis(800));
+                Ok(Zeroizing::new("code".into()))
+            }
+        }
+        let (chan, helper) = fake_helper(vec![
+            enc(&Response::Step(Step::Prompt {
+                text: "Recovery code: ".into(),
+                echo: false,
+                wait_secs: 0,
+            })),
+            enc(&Response::Verdict(Verdict {
+                outcome: Outcome::Success,
+                denied_on_device: false,
+            })),
+        ]);
+        let (code, detail, _) = run_login(&mut SlowUser, chan, &items(), &opts());
+        assert_eq!(code, ModuleCode::Success, "{detail:?}");
+        let _ = helper.join();
     }
 
     #[test]
@@ -487,7 +589,7 @@ mod tests {
         drop(helper_end);
         let (code, _, _) = run_login(
             &mut Scripted::default(),
-            HelperStream(module_end),
+            HelperStream::new(module_end),
             &items(),
             &opts(),
         );

@@ -110,7 +110,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> ModuleC
         }
     };
     let (code, detail, denied_on_device) =
-        core::run_login(&mut io, core::HelperStream(stream), &items, &opts);
+        core::run_login(&mut io, core::HelperStream::new(stream), &items, &opts);
     if denied_on_device {
         // Retries in this PAM transaction (sudo retries up to three times)
         // must not push again; the helper decides, told by Begin.after_denial.
