@@ -115,6 +115,47 @@ pub struct RecoverySet {
     pub unused: Vec<String>,
 }
 
+/// Bounds on stored Argon2id parameters (the configuration's own ranges):
+/// a file that asks for more would make the helper allocate it, and one
+/// absurd value (4,000,000,000 KiB) would abort it mid-login for everyone.
+pub const ARGON2_MEMORY_KIB: std::ops::RangeInclusive<u32> = 8..=4 * 1024 * 1024;
+pub const ARGON2_ITERATIONS: std::ops::RangeInclusive<u32> = 1..=100;
+pub const ARGON2_PARALLELISM: std::ops::RangeInclusive<u32> = 1..=16;
+/// More stored code hashes than any generation makes.
+pub const MAX_STORED_CODES: usize = 100;
+
+impl RecoverySet {
+    /// Whether the stored parameters are ones the helper may use; why not.
+    pub fn check(&self) -> Result<(), String> {
+        let out_of = |what: &str, v: u32, r: &std::ops::RangeInclusive<u32>| {
+            format!(
+                "recovery.{what} = {v} is out of range {}..={}",
+                r.start(),
+                r.end()
+            )
+        };
+        if !ARGON2_MEMORY_KIB.contains(&self.memory_kib) {
+            return Err(out_of("memory_kib", self.memory_kib, &ARGON2_MEMORY_KIB));
+        }
+        if !ARGON2_ITERATIONS.contains(&self.iterations) {
+            return Err(out_of("iterations", self.iterations, &ARGON2_ITERATIONS));
+        }
+        if !ARGON2_PARALLELISM.contains(&self.parallelism) {
+            return Err(out_of("parallelism", self.parallelism, &ARGON2_PARALLELISM));
+        }
+        if self.memory_kib < 8 * self.parallelism {
+            return Err("recovery.memory_kib is below 8 KiB per lane".into());
+        }
+        if self.unused.len() > MAX_STORED_CODES {
+            return Err(format!(
+                "{} stored codes (at most {MAX_STORED_CODES})",
+                self.unused.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Failures {
@@ -306,6 +347,10 @@ impl Store {
                 path,
                 detail: format!("unsupported version {}", state.version),
             });
+        }
+        if let Some(r) = &state.recovery {
+            r.check()
+                .map_err(|detail| StoreError::Corrupt { path, detail })?;
         }
         Ok(Some(state))
     }

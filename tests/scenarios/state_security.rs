@@ -95,3 +95,41 @@ fn state_dir_replaced_by_a_symlink() {
     std::os::unix::fs::symlink(&moved, &e.state).unwrap_or_else(|err| panic!("{err}"));
     assert_fails_closed(&e, &codes[0], "symbolic link");
 }
+
+/// Review finding: stored Argon2 parameters were used unchecked, and a
+/// memory cost of 4,000,000,000 KiB aborted the helper on allocation,
+/// ending every login in progress. Now that user's state is refused (like
+/// other bad state) and everyone else logs in as before.
+#[test]
+fn absurd_stored_hash_parameters_refuse_that_user_only() {
+    let (e, codes) = enrolled();
+    let bob = e.generate("bob");
+    let file = e.state.join("users/alice.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&fs::read(&file).unwrap_or_default()).unwrap_or_default();
+    for (key, value) in [
+        ("memory_kib", 4_000_000_000u64),
+        ("iterations", 1_000_000),
+        ("parallelism", 0),
+    ] {
+        let saved = state["recovery"][key].clone();
+        state["recovery"][key] = serde_json::json!(value);
+        fs::write(&file, serde_json::to_vec(&state).unwrap_or_default()).unwrap_or_default();
+        assert_fails_closed(
+            &e,
+            &codes[0],
+            &format!("recovery.{key} = {value} is out of range"),
+        );
+        state["recovery"][key] = saved;
+    }
+    // The helper is still there for everyone else.
+    assert_eq!(
+        e.pam(SVC, "bob").answer(bob[0].as_str()).run().0,
+        rc::SUCCESS
+    );
+    fs::write(&file, serde_json::to_vec(&state).unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        e.pam(SVC, "alice").answer(codes[1].as_str()).run().0,
+        rc::SUCCESS
+    );
+}
