@@ -34,7 +34,9 @@ done
 
 echo "== contents"
 has() { # rpm, path
-  rpm -qlp "$1" 2>/dev/null | grep -qx "$2" || fail "$(basename "$1") lacks $2"
+  # grep reads the whole list: with -q it would stop early, and rpm's SIGPIPE
+  # would fail the pipeline (pipefail) once the list outgrows the pipe.
+  rpm -qlp "$1" 2>/dev/null | grep -x "$2" >/dev/null || fail "$(basename "$1") lacks $2"
 }
 has "${rpms[0]}" /usr/lib64/security/pam_pushmfa.so
 has "${rpms[1]}" /usr/libexec/pushmfa/pushmfa-helper
@@ -47,7 +49,7 @@ has "${rpms[2]}" /usr/bin/pushmfa-relay
 # %config(noreplace): file flag RPMFILE_NOREPLACE (16) besides RPMFILE_CONFIG (1).
 flags=$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS}\n]' "${rpms[1]}" 2>/dev/null | awk '$1 == "/etc/pushmfa/pushmfa.toml" { print $2 }')
 [ $((flags & 17)) -eq 17 ] || fail "pushmfa.toml is not %config(noreplace) (flags $flags)"
-rpm -qp --requires "${rpms[0]}" 2>/dev/null | grep -q 'libpam.so.0' || fail "pam_pushmfa does not require libpam"
+rpm -qp --requires "${rpms[0]}" 2>/dev/null | grep 'libpam.so.0' >/dev/null || fail "pam_pushmfa does not require libpam"
 echo "ok: paths, %config(noreplace), dependencies"
 
 echo "== scriptlets"
@@ -59,7 +61,7 @@ for r in "${rpms[@]}"; do
     fail "$(basename "$r"): a scriptlet touches the PAM stack"
   fi
 done
-rpm -qp --scripts "${rpms[1]}" 2>/dev/null | grep -qF "$(grep '^u ' packaging/systemd/pushmfa.sysusers)" ||
+rpm -qp --scripts "${rpms[1]}" 2>/dev/null | grep -F "$(grep '^u ' packaging/systemd/pushmfa.sysusers)" >/dev/null ||
   fail "the pre-install user line differs from pushmfa.sysusers"
 echo "ok: valid sh, no PAM stack changes, the user matches sysusers.d"
 
