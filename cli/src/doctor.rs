@@ -203,7 +203,7 @@ fn check_socket(socket: &Path) -> Check {
         }
         Ok(_) => {}
     }
-    match client::call(socket, AdminRequest::Ping, Duration::from_secs(5)) {
+    match client::call(socket, AdminRequest::Ping {}, Duration::from_secs(5)) {
         Ok(AdminReply::Pong {
             version,
             helper_uid,

@@ -35,7 +35,7 @@ pub(crate) fn proof_if_needed(
     };
     let answer = read_secret(&prompt)?;
     Ok(Some(if answer.is_empty() && st.devices > 0 {
-        Proof::Device
+        Proof::Device {}
     } else {
         Proof::Code { code: answer }
     }))

@@ -12,8 +12,18 @@ pub enum InsecureReason {
     Symlink,
     NotRegularFile,
     NotDirectory,
-    Owner { uid: u32, trusted: u32 },
-    Writable { mode: u32 },
+    Owner {
+        uid: u32,
+        trusted: u32,
+    },
+    Writable {
+        mode: u32,
+    },
+    /// The file is fine, the directory it is in is not.
+    Directory {
+        path: std::path::PathBuf,
+        reason: Box<InsecureReason>,
+    },
 }
 
 impl fmt::Display for InsecureReason {
@@ -30,6 +40,9 @@ impl fmt::Display for InsecureReason {
                 f,
                 "mode {mode:04o} lets group or others write it (chmod go-w)"
             ),
+            InsecureReason::Directory { path, reason } => {
+                write!(f, "its directory {}: {reason}", path.display())
+            }
         }
     }
 }
@@ -81,7 +94,13 @@ pub fn check_secure_dir(path: &Path, trusted_uid: u32) -> Result<(), OpenError> 
 /// opened file itself (no window between check and use) and its directory.
 pub fn open_secure_file(path: &Path, trusted_uid: u32) -> Result<File, OpenError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        check_secure_dir(parent, trusted_uid)?;
+        check_secure_dir(parent, trusted_uid).map_err(|e| match e {
+            OpenError::Insecure(reason) => OpenError::Insecure(InsecureReason::Directory {
+                path: parent.to_owned(),
+                reason: Box::new(reason),
+            }),
+            other => other,
+        })?;
     }
     let file = OpenOptions::new()
         .read(true)
@@ -208,10 +227,14 @@ mod tests {
 
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         std::os::unix::fs::chown(&good, Some(me()), None).unwrap();
-        assert!(matches!(
-            open_secure_file(&good, me()),
-            Err(OpenError::Insecure(InsecureReason::Writable { .. }))
-        ));
+        // The directory is at fault, and the error says which one.
+        match open_secure_file(&good, me()) {
+            Err(OpenError::Insecure(InsecureReason::Directory { path, reason })) => {
+                assert_eq!(path, dir.path());
+                assert!(matches!(*reason, InsecureReason::Writable { .. }));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub async fn require_proof(
         return Ok(());
     }
     let verdict = match proof {
-        Some(Proof::Device) => prove_on_device(ctx, conn, user, action).await,
+        Some(Proof::Device {}) => prove_on_device(ctx, conn, user, action).await,
         other => prove_with_code(ctx, user, other).await,
     };
     if let Err(msg) = &verdict {

@@ -233,7 +233,8 @@ pub fn run_login<C: Conversation, S: Channel>(
             Err(ConvError) => {
                 // Tell the helper so it can log it; the login fails either way.
                 let _ = chan.set_timeout(opts.timeout);
-                let _ = frame::write_frame(&mut chan, &Request::Reply(Reply::ConversationFailed));
+                let _ =
+                    frame::write_frame(&mut chan, &Request::Reply(Reply::ConversationFailed {}));
                 return (
                     ModuleCode::ConvErr,
                     Some("conversation failed".into()),
@@ -264,11 +265,11 @@ fn relay_step<C: Conversation>(io: &mut C, step: &Step) -> Result<Reply, ConvErr
         Step::Info { text, .. } => {
             // A display failure of information text does not decide a login.
             let _ = io.info(&sanitize(text, true));
-            Ok(Reply::Shown)
+            Ok(Reply::Shown {})
         }
         Step::Error { text, .. } => {
             let _ = io.error(&sanitize(text, true));
-            Ok(Reply::Shown)
+            Ok(Reply::Shown {})
         }
         Step::Prompt { text, echo, .. } => {
             let mut answer = io.prompt(&sanitize(text, true), *echo)?;
@@ -421,7 +422,7 @@ mod tests {
         assert!(
             matches!(&seen[0], Request::Begin(b) if b.user == "alice" && b.tty.as_deref() == Some("pts/1"))
         );
-        assert_eq!(seen[1], Request::Reply(Reply::Shown));
+        assert_eq!(seen[1], Request::Reply(Reply::Shown {}));
         assert!(
             matches!(&seen[2], Request::Reply(Reply::Answer { text }) if text.as_str() == "ABCD-EFGH")
         );
@@ -468,7 +469,7 @@ mod tests {
         let seen = joined(h);
         assert_eq!(
             seen.last(),
-            Some(&Request::Reply(Reply::ConversationFailed))
+            Some(&Request::Reply(Reply::ConversationFailed {}))
         );
     }
 

@@ -47,11 +47,13 @@ pub struct Begin {
 #[serde(tag = "reply", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Reply {
     /// An `Info`/`Error` step was shown (or suppressed by PAM_SILENT).
-    Shown,
+    /// (Variants without data are written `{}`: serde lets a unit variant
+    /// of an internally tagged enum carry unknown fields.)
+    Shown {},
     /// What the user typed at a `Prompt` step.
     Answer { text: Zeroizing<String> },
     /// The application's conversation function failed or gave no answer.
-    ConversationFailed,
+    ConversationFailed {},
 }
 
 /// Helper -> client.
@@ -135,7 +137,7 @@ pub enum Outcome {
 #[serde(tag = "call", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdminRequest {
     /// Liveness and version check (`pushmfa doctor`).
-    Ping,
+    Ping {},
     /// Enrollment summary of `user` (the caller's own user when `None`).
     Status { user: Option<String> },
     /// Replaces all recovery codes of `user` with a new generation.
@@ -181,7 +183,7 @@ pub enum Proof {
     Code { code: Zeroizing<String> },
     /// An approval on one of their enrolled devices; the helper answers
     /// `ApproveOnDevice` with the number first.
-    Device,
+    Device {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,12 +265,12 @@ mod tests {
 
     #[test]
     fn every_message_round_trips() {
-        round_trip_req(Request::Reply(Reply::Shown));
+        round_trip_req(Request::Reply(Reply::Shown {}));
         round_trip_req(Request::Reply(Reply::Answer {
             text: Zeroizing::new("abcd".into()),
         }));
-        round_trip_req(Request::Reply(Reply::ConversationFailed));
-        round_trip_req(Request::Admin(AdminRequest::Ping));
+        round_trip_req(Request::Reply(Reply::ConversationFailed {}));
+        round_trip_req(Request::Admin(AdminRequest::Ping {}));
         round_trip_req(Request::Admin(AdminRequest::RecoveryGenerate {
             user: Some("bob".into()),
             proof: None,
@@ -310,5 +312,46 @@ mod tests {
         ] {
             assert!(decode::<Response>(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod unknown_fields {
+    use super::*;
+
+    /// Review finding: requests with unknown fields were accepted (serde
+    /// ignores them on a unit variant of an internally tagged enum).
+    #[test]
+    fn every_message_refuses_unknown_fields() {
+        for (good, bad) in [
+            (
+                r#"{"type":"admin","call":"ping"}"#,
+                r#"{"type":"admin","call":"ping","bogus":1}"#,
+            ),
+            (
+                r#"{"type":"admin","call":"status","user":null}"#,
+                r#"{"type":"admin","call":"status","user":null,"bogus":1}"#,
+            ),
+            (
+                r#"{"type":"reply","reply":"shown"}"#,
+                r#"{"type":"reply","reply":"shown","bogus":1}"#,
+            ),
+            (
+                r#"{"type":"reply","reply":"conversation_failed"}"#,
+                r#"{"type":"reply","reply":"conversation_failed","bogus":1}"#,
+            ),
+            (
+                r#"{"type":"admin","call":"enroll","user":null,"proof":{"kind":"device"}}"#,
+                r#"{"type":"admin","call":"enroll","user":null,"proof":{"kind":"device","bogus":1}}"#,
+            ),
+        ] {
+            assert!(serde_json::from_str::<Request>(good).is_ok(), "{good}");
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+        // The wire format of the data-less variants is unchanged.
+        assert_eq!(
+            serde_json::to_string(&Request::Reply(Reply::Shown {})).unwrap_or_default(),
+            r#"{"type":"reply","reply":"shown"}"#
+        );
     }
 }

@@ -60,6 +60,31 @@ fn insecure_config_file_is_refused() {
     );
 }
 
+/// Review finding: a world-writable configuration directory was reported
+/// as a bad configuration file; the error now names the directory.
+#[test]
+fn insecure_config_directory_is_named() {
+    let e = TestEnv::new("");
+    let dir = e.dir.path().join("etc");
+    std::fs::create_dir(&dir).unwrap_or_else(|err| panic!("{err}"));
+    let config = dir.join("pushmfa.toml");
+    std::fs::copy(&e.config, &config).unwrap_or_else(|err| panic!("{err}"));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let out = Command::new(bin("pushmfa-helper"))
+        .args(["--check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("its directory {}: mode 0777", dir.display()))
+            && err.contains("chmod go-w"),
+        "{err}"
+    );
+}
+
 #[test]
 fn doctor_checks_the_relay() {
     use pushmfa_tests::push::{Relay, relay_config};

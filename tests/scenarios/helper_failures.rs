@@ -139,7 +139,7 @@ fn helper_refuses_bad_frames_and_keeps_serving() {
     assert!(refused(raw_exchange(&e, &u32::MAX.to_be_bytes())));
     assert!(refused(raw_exchange(&e, &[0, 0, 0, 50, b'{'])));
     assert!(refused(raw_exchange(&e, &[0, 0, 0, 0])));
-    let out_of_order = frame::encode(&Request::Reply(Reply::Shown))
+    let out_of_order = frame::encode(&Request::Reply(Reply::Shown {}))
         .map(|b| b.to_vec())
         .unwrap_or_default();
     assert!(matches!(

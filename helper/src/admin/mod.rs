@@ -35,7 +35,7 @@ async fn handle(
     req: AdminRequest,
 ) -> Result<AdminReply, String> {
     match req {
-        AdminRequest::Ping => Ok(AdminReply::Pong {
+        AdminRequest::Ping {} => Ok(AdminReply::Pong {
             version: env!("CARGO_PKG_VERSION").into(),
             helper_uid: ctx.helper_uid,
         }),

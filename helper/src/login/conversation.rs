@@ -59,8 +59,8 @@ impl Conversation<'_> {
         let timeout = Duration::from_secs(u64::from(self.ctx.cfg.helper.prompt_timeout_secs));
         match self.exchange(step, timeout).await? {
             Reply::Answer { text } => Ok(text),
-            Reply::ConversationFailed => Err(End::Client("conversation failed".into())),
-            Reply::Shown => Err(End::Client("client skipped a prompt".into())),
+            Reply::ConversationFailed {} => Err(End::Client("conversation failed".into())),
+            Reply::Shown {} => Err(End::Client("client skipped a prompt".into())),
         }
     }
 
@@ -70,7 +70,7 @@ impl Conversation<'_> {
             wait_secs,
         };
         match self.exchange(step, ACK_TIMEOUT).await? {
-            Reply::Shown => Ok(()),
+            Reply::Shown {} => Ok(()),
             _ => Err(End::Client("client answered an info line".into())),
         }
     }
@@ -87,7 +87,7 @@ impl Conversation<'_> {
             wait_secs: 0,
         };
         match self.exchange(step, ACK_TIMEOUT).await? {
-            Reply::Shown => Ok(()),
+            Reply::Shown {} => Ok(()),
             _ => Err(End::Client("client answered an error line".into())),
         }
     }
