@@ -48,6 +48,22 @@ impl Conn {
         frame::decode(&payload)
     }
 
+    /// Resolves when the client has gone (its end closed), or spoke out of
+    /// turn while it should be waiting for us. Cancel-safe.
+    pub async fn closed(&mut self) {
+        let mut byte = [0u8; 1];
+        loop {
+            if self.stream.readable().await.is_err() {
+                return;
+            }
+            match self.stream.try_read(&mut byte) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // 0: end of stream; data or an error: no longer a waiting client.
+                _ => return,
+            }
+        }
+    }
+
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), FrameError> {
         let bytes = frame::encode(msg)?;
         self.stream.write_all(&bytes).await?;

@@ -499,3 +499,52 @@ fn the_authenticator_cli_lists_approves_and_watches() {
         .unwrap_or_else(|err| panic!("{err}"));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Deny: "));
 }
+
+/// Review finding: a killed login (Ctrl-C on ssh) held the user's one push
+/// slot until the TTL, so a retry at once got "Another sign-in is already
+/// waiting". The helper now notices the client going away while it waits
+/// for the phone, withdraws the request and frees the slot.
+#[test]
+fn a_killed_login_frees_the_push_slot_and_withdraws_its_request() {
+    let (_relay, e, phone, _) = setup("[log]\nlevel = \"debug\"\n");
+    // What the module does in wait mode, then the process dies: Begin, the
+    // info line acknowledged, the socket closed while the helper waits.
+    use pushmfa_protocol::frame;
+    use pushmfa_protocol::ipc::{Begin, Reply, Request, Response, Step};
+    let mut s = std::os::unix::net::UnixStream::connect(&e.socket)
+        .unwrap_or_else(|err| panic!("connect: {err}"));
+    let begin = Begin {
+        user: "alice".into(),
+        service: SVC.into(),
+        rhost: None,
+        tty: None,
+        ruser: None,
+        silent: false,
+        after_denial: false,
+    };
+    frame::write_frame(&mut s, &Request::Begin(begin)).unwrap_or_else(|err| panic!("{err}"));
+    let step: Response = frame::read_frame(&mut s).unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        matches!(&step, Response::Step(Step::Info { text, .. }) if text.contains("Approve on your phone")),
+        "{step:?}"
+    );
+    frame::write_frame(&mut s, &Request::Reply(Reply::Shown {}))
+        .unwrap_or_else(|err| panic!("{err}"));
+    drop(s);
+    e.wait_for_log("client went away while waiting for the phone");
+    e.wait_for_log("push request withdrawn user=alice devices=1 failed=0");
+    // A retry at once gets a push, and the phone shows only that one.
+    let dir = phone.store_path().to_owned();
+    let offered = Rc::new(RefCell::new(Vec::new()));
+    let o = offered.clone();
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(move |text| {
+            let phone = Phone { dir: dir.clone() };
+            *o.borrow_mut() = phone.pending();
+            phone.approve(number_in(text));
+        })
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert_eq!(offered.borrow().len(), 1, "{:?}", offered.borrow());
+}

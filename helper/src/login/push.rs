@@ -256,15 +256,18 @@ async fn show_and_wait(
             conv.say_info(&text, ttl).await?;
         }
     }
-    Ok(await_answer(
+    // While the phone decides, the client only waits: if it goes away (a
+    // Ctrl-C on ssh, a killed sudo), the login ends now, so the request is
+    // withdrawn and the user's push slot freed at once, not at the TTL.
+    let (ctx, user, service) = (
         conv.ctx,
-        issued,
-        devices,
-        &mut rx,
-        &conv.begin.user,
-        &conv.begin.service,
-    )
-    .await)
+        conv.begin.user.clone(),
+        conv.begin.service.clone(),
+    );
+    tokio::select! {
+        waited = await_answer(ctx, issued, devices, &mut rx, &user, &service) => Ok(waited),
+        () = conv.conn.closed() => Err(End::Client("client went away while waiting for the phone".into())),
+    }
 }
 
 /// No device got the challenge. Only a relay that cannot be reached at all
