@@ -44,15 +44,33 @@ impl RelayError {
     }
 }
 
+/// Reads at most `cap` bytes of a body, chunk by chunk: a relay that sends
+/// more is refused before it grows the helper (None), however long the
+/// body is and whatever Content-Length says.
+async fn capped_body(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, RelayError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// Longest error body kept (only its start is shown in a log line).
+const MAX_ERROR_BODY: usize = 1024;
+
 async fn fail(resp: reqwest::Response) -> RelayError {
     let status = resp.status();
-    let body: String = resp
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
+    let body = match capped_body(resp, MAX_ERROR_BODY).await {
+        Ok(Some(b)) => String::from_utf8_lossy(&b).chars().take(200).collect(),
+        Ok(None) => "(error body too large, not read)".to_owned(),
+        Err(_) => String::new(),
+    };
     RelayError::Status(format!(
         "{status} {}",
         pushmfa_protocol::text::sanitize(&body, false)
@@ -67,10 +85,9 @@ async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result
     {
         return Err(RelayError::Malformed("answer too large".into()));
     }
-    let bytes = resp.bytes().await.map_err(unreachable)?;
-    if bytes.len() > MAX_BODY_LEN {
+    let Some(bytes) = capped_body(resp, MAX_BODY_LEN).await? else {
         return Err(RelayError::Malformed("answer too large".into()));
-    }
+    };
     serde_json::from_slice(&bytes).map_err(|e| RelayError::Malformed(e.to_string()))
 }
 

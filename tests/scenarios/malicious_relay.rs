@@ -463,3 +463,62 @@ fn failmode_safe_never_turns_a_relay_answer_into_a_login() {
     let log = e.helper_log();
     assert!(log.contains("policy.failmode = \"safe\""), "{log}");
 }
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Review finding: relay answers were read whole before the size check (a
+/// 50 MB answer grew the helper by 50 MB; error bodies were not capped at
+/// all). Now reading stops at the cap, whatever the body's length.
+#[test]
+fn a_huge_relay_answer_is_not_read_into_memory() {
+    let (_relay, mut e, _phone, codes) = setup();
+    let mut huge = String::from(
+        "HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+    );
+    let chunk = "x".repeat(1 << 20);
+    for _ in 0..50 {
+        huge.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    huge.push_str("0\r\n\r\n");
+    let (url, _h) = fake_relay(huge.into_bytes());
+    e.kill_helper();
+    let cfg = std::fs::read_to_string(&e.config).unwrap_or_default();
+    let cfg: String = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = ") {
+                format!("url = \"{url}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&e.config, cfg).unwrap_or_else(|err| panic!("{err}"));
+    e.start_helper();
+    let before = peak_rss_kib(e.helper_pid());
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(|_| {})
+        .answer(Answer::Text(codes[0].clone()))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    let grown = peak_rss_kib(e.helper_pid()).saturating_sub(before);
+    assert!(
+        grown < 20 * 1024,
+        "the helper grew by {grown} KiB reading a 50 MB answer"
+    );
+    assert!(
+        e.helper_log().contains("error body too large"),
+        "{}",
+        e.helper_log()
+    );
+}
