@@ -358,6 +358,30 @@ fn fake_relay(response: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
     (url, handle)
 }
 
+/// Restarts the helper with `url` as its relay, and `extra` (once) at the
+/// end of its configuration.
+fn use_relay(e: &mut TestEnv, url: &str, extra: &str) {
+    e.kill_helper();
+    let old = std::fs::read_to_string(&e.config).unwrap_or_default();
+    let mut cfg: String = old
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = ") {
+                format!("url = \"{url}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if !extra.is_empty() && !old.contains(extra.trim_end()) {
+        cfg.push('\n');
+        cfg.push_str(extra);
+    }
+    std::fs::write(&e.config, cfg).unwrap_or_else(|err| panic!("{err}"));
+    e.start_helper();
+}
+
 #[test]
 fn garbage_and_oversized_relay_answers_fail_cleanly() {
     let (_relay, mut e, _phone, codes) = setup();
@@ -374,15 +398,7 @@ fn garbage_and_oversized_relay_answers_fail_cleanly() {
     .enumerate()
     {
         let (url, _h) = fake_relay(body.into_bytes());
-        e.kill_helper();
-        let cfg = std::fs::read_to_string(&e.config).unwrap_or_default();
-        let cfg: String = cfg
-            .lines()
-            .map(|l| if l.starts_with("url = ") { format!("url = \"{url}\"") } else { l.to_owned() })
-            .collect::<Vec<_>>()
-            .join("\n");
-        std::fs::write(&e.config, cfg).unwrap_or_else(|err| panic!("{err}"));
-        e.start_helper();
+        use_relay(&mut e, &url, "");
         // Wait mode: the push step must end without a decision, then the code works.
         let (code, seen) = e.pam(SVC, "alice").on_info(|_| {}).answer(Answer::Text(codes[i].clone())).run();
         assert_eq!(code, rc::SUCCESS, "{name}: {seen:?}");
@@ -412,24 +428,7 @@ fn failmode_safe_never_turns_a_relay_answer_into_a_login() {
     ];
     for (i, (name, answer)) in cases.into_iter().enumerate() {
         let (url, _h) = fake_relay(answer.as_bytes().to_vec());
-        e.kill_helper();
-        let cfg = std::fs::read_to_string(&e.config).unwrap_or_default();
-        let mut cfg: String = cfg
-            .lines()
-            .map(|l| {
-                if l.starts_with("url = ") {
-                    format!("url = \"{url}\"")
-                } else {
-                    l.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        if !cfg.contains("failmode") {
-            cfg.push_str("\n[policy]\nfailmode = \"safe\"\n");
-        }
-        std::fs::write(&e.config, cfg).unwrap_or_else(|err| panic!("{err}"));
-        e.start_helper();
+        use_relay(&mut e, &url, "[policy]\nfailmode = \"safe\"\n");
         // Nothing typed: a login that passes here passed with no factor at all.
         let (code, seen) = e
             .pam(SVC, "alice")
@@ -489,21 +488,7 @@ fn a_huge_relay_answer_is_not_read_into_memory() {
     }
     huge.push_str("0\r\n\r\n");
     let (url, _h) = fake_relay(huge.into_bytes());
-    e.kill_helper();
-    let cfg = std::fs::read_to_string(&e.config).unwrap_or_default();
-    let cfg: String = cfg
-        .lines()
-        .map(|l| {
-            if l.starts_with("url = ") {
-                format!("url = \"{url}\"")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&e.config, cfg).unwrap_or_else(|err| panic!("{err}"));
-    e.start_helper();
+    use_relay(&mut e, &url, "");
     let before = peak_rss_kib(e.helper_pid());
     let (code, seen) = e
         .pam(SVC, "alice")
