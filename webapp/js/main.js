@@ -57,7 +57,7 @@ async function boot() {
     // Opened from a notification: the card appears once polled.
     const id = decodeURIComponent(location.hash.slice("#request=".length));
     history.replaceState(null, "", location.pathname + location.search);
-    setTimeout(() => showRequest(id), 1500);
+    showRequest(id);
   }
   if (location.hash.startsWith("#enroll?")) {
     const link = location.href;
@@ -132,9 +132,10 @@ async function showHome(notice, isError = false) {
     : Notification.permission === "granted" && localStorage.getItem("pushmfa-push") === "on"
       ? "on"
       : "off";
-  if (pushState === "on") {
+  const unregistered = accounts.filter((a) => !a.pushRegistered);
+  if (pushState === "on" && unregistered.length > 0) {
     // A new account joins the subscription the others already have.
-    push.enable(accounts).catch(() => undefined);
+    registerPush(unregistered).catch(() => undefined);
   }
   app.replaceChildren(
     ...[
@@ -227,7 +228,8 @@ async function showRequests(account, items) {
     cards.set(key, card);
     // Newest first: the one the user is looking at the computer for.
     requestsSection?.querySelector(".empty")?.after(card.el);
-    if (cards.size === 1) card.el.focus();
+    if (item.id === wantedRequest) showRequest(item.id);
+    else if (cards.size === 1) card.el.focus();
   }
   for (const [key, card] of cards) {
     if (key.startsWith(`${account.id}/`) && !seen.has(key) && card.status === "open") {
@@ -277,9 +279,18 @@ function tick() {
   }
 }
 
+/** Registers the push subscription on `accounts`' channels, once each. */
+async function registerPush(accounts) {
+  await push.enable(accounts);
+  for (const a of accounts) {
+    a.pushRegistered = true;
+    await db.accounts.put(a);
+  }
+}
+
 async function enableNotifications(accounts) {
   try {
-    await push.enable(accounts);
+    await registerPush(accounts);
     localStorage.setItem("pushmfa-push", "on");
     await showHome("Notifications are on: sign-in requests wake this phone.");
   } catch (e) {
@@ -287,10 +298,16 @@ async function enableNotifications(accounts) {
   }
 }
 
-/** Shows the request a notification was for (its card, once polled). */
+/** A request a notification was for, whose card has not arrived yet. */
+let wantedRequest = null;
+
+/** Shows the request a notification was for: its card now, or as soon as
+ *  the poll brings it. */
 function showRequest(id) {
+  wantedRequest = id;
   for (const [key, card] of cards) {
     if (key.endsWith(`/${id}`)) {
+      wantedRequest = null;
       card.el.focus();
       card.el.scrollIntoView({ block: "start" });
       card.el.dataset.opened = "notification";
