@@ -121,6 +121,24 @@ impl RelayProc {
             .unwrap()
             .status()
     }
+
+    /// A device's (unsigned, for the relay it is opaque) answer to `id`.
+    async fn answer(&self, channel: &str, token: &str, id: &str) -> StatusCode {
+        self.http
+            .post(format!(
+                "{}/v1/channels/{channel}/challenges/{id}/response",
+                self.url
+            ))
+            .bearer_auth(token)
+            .json(&ChallengeResponse {
+                response: b64(80, 3),
+                signature: b64(64, 4),
+            })
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
 }
 
 #[tokio::test]
@@ -748,21 +766,7 @@ async fn the_host_can_withdraw_a_challenge_and_only_the_host() {
         withdraw(result.helper_token.clone()).await,
         StatusCode::NOT_FOUND
     );
-    let st = r
-        .http
-        .post(format!(
-            "{}/v1/channels/{ch}/challenges/{id}/response",
-            r.url
-        ))
-        .bearer_auth(&device.device_token)
-        .json(&ChallengeResponse {
-            response: b64(80, 3),
-            signature: b64(64, 4),
-        })
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let st = r.answer(ch, &device.device_token, &id).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
@@ -858,21 +862,10 @@ async fn a_device_waits_for_what_is_new_with_a_cursor() {
 
     // Answering and withdrawing change the list, and so the cursor.
     let (_, etag, _) = poll_pending(&r, &device, None, 0).await;
-    let answered = r
-        .http
-        .post(format!(
-            "{}/v1/channels/{ch}/challenges/{first}/response",
-            r.url
-        ))
-        .bearer_auth(&device.device_token)
-        .json(&ChallengeResponse {
-            response: b64(80, 3),
-            signature: b64(64, 4),
-        })
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answered.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        r.answer(ch, &device.device_token, &first).await,
+        StatusCode::NO_CONTENT
+    );
     let (status, etag2, ids) = poll_pending(&r, &device, Some(&etag), 5).await;
     assert_eq!((status, ids), (StatusCode::OK, vec![second.clone()]));
     let withdrawn = r

@@ -129,10 +129,9 @@ fn concurrent() {
     assert_eq!(ok, N);
 }
 
-/// Push logins approved at once by an in-process phone (own thread, own
-/// runtime, one kept-alive HTTP client), in wait mode.
-fn push() {
-    // Latency, not rate limiting, is measured here.
+/// A relay and a helper for latency runs: rate limits out of the way
+/// (latency, not rate limiting, is measured), service "bench".
+fn push_env() -> (Relay, TestEnv) {
     let relay = Relay::start_with(&["--rate-per-sec", "1000000", "--burst", "1000000"]);
     let mut e = TestEnv::new(&relay_config(
         &relay.url,
@@ -140,6 +139,13 @@ fn push() {
     ));
     e.start_helper();
     e.service("bench", "");
+    (relay, e)
+}
+
+/// Push logins approved at once by an in-process phone (own thread, own
+/// runtime, one kept-alive HTTP client), in wait mode.
+fn push() {
+    let (_relay, e) = push_env();
     let phone = Phone::new(&e, "phone");
     phone.enroll(&e, "alice");
     let (tx, rx) = std::sync::mpsc::channel::<u8>();
@@ -402,13 +408,7 @@ fn ms(v: f64) -> Duration {
 fn webapp(rounds: usize) {
     use pushmfa_tests::webapp::BrowserPhone;
     use serde_json::json;
-    let relay = Relay::start_with(&["--rate-per-sec", "1000000", "--burst", "1000000"]);
-    let mut e = TestEnv::new(&relay_config(
-        &relay.url,
-        "[push]\nrate_limit_count = 1000\n",
-    ));
-    e.start_helper();
-    e.service("bench", "");
+    let (relay, e) = push_env();
     let mut phone = BrowserPhone::start(&[]);
     phone.enroll(&e, &relay.url, "alice", "bench phone");
     let (tx, rx) = std::sync::mpsc::channel::<u8>();
