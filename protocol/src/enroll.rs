@@ -146,8 +146,22 @@ impl EnrollUri {
         }
         let bytes =
             |name: &'static str, v: String| B64.decode(v).map_err(|_| UriError::Field(name));
+        let relay = get("relay")?;
+        // Where the device will connect: an http(s) base URL with nothing a
+        // terminal or a URL parser could read two ways (no query or
+        // fragment, which would also hide a second `#enroll?` in app links).
+        let host = relay
+            .strip_prefix("https://")
+            .or_else(|| relay.strip_prefix("http://"));
+        let relay_ok = host.is_some_and(|h| !h.is_empty() && !h.starts_with('/'))
+            && !relay
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '#' || c == '?');
+        if !relay_ok {
+            return Err(UriError::Field("relay"));
+        }
         Ok(EnrollUri {
-            relay: get("relay")?,
+            relay,
             enrollment_id: get("id")?,
             secret: bytes("secret", get("secret")?)?
                 .try_into()
@@ -225,7 +239,7 @@ mod tests {
 
     fn sample() -> EnrollUri {
         EnrollUri {
-            relay: "https://relay.example.org:8443/base path".into(),
+            relay: "https://relay.example.org:8443/base-path".into(),
             enrollment_id: "abc_DEF-123".into(),
             secret: [7; 32],
             host_key: [4; 65],
@@ -252,13 +266,33 @@ mod tests {
         );
         assert!(EnrollUri::parse(&format!("{SCHEME_PREFIX}{}", "a".repeat(5000))).is_err());
         assert!(EnrollUri::parse(&u.to_uri().replace("web-1&", "%ZZ&")).is_err());
+        // The relay must be an http(s) URL with no control or blank
+        // characters (found by the enroll_uri fuzz target).
+        for relay in [
+            "https:\u{1f}/relay.example.org",
+            "ftp://relay",
+            "https://a b",
+            "relay",
+            "https://r/app/#enroll?v=2",
+            "https://r?x",
+        ] {
+            let bad = EnrollUri {
+                relay: relay.into(),
+                ..sample()
+            };
+            assert_eq!(
+                EnrollUri::parse(&bad.to_uri()),
+                Err(UriError::Field("relay")),
+                "{relay:?}"
+            );
+        }
     }
 
     #[test]
     fn the_app_link_carries_the_same_fields_in_its_fragment() {
         let u = sample();
         let link = u.to_app_link();
-        assert!(link.starts_with("https://relay.example.org:8443/base path/app/#enroll?v=1&"));
+        assert!(link.starts_with("https://relay.example.org:8443/base-path/app/#enroll?v=1&"));
         assert_eq!(EnrollUri::parse(&link).unwrap(), u);
         assert_eq!(
             EnrollUri::parse("https://relay.example.org/app/"),

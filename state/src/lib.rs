@@ -28,6 +28,22 @@ use std::path::{Path, PathBuf};
 pub const MAX_STATE_LEN: u64 = 64 * 1024;
 pub const STATE_VERSION: u32 = 1;
 
+/// Parses and checks the bytes of a state file (size, JSON, version, the
+/// stored hashing parameters); the error says what is wrong.
+pub fn parse_state(bytes: &[u8]) -> Result<UserState, String> {
+    if bytes.len() as u64 > MAX_STATE_LEN {
+        return Err(format!("larger than {MAX_STATE_LEN} bytes"));
+    }
+    let state: UserState = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if state.version != STATE_VERSION {
+        return Err(format!("unsupported version {}", state.version));
+    }
+    if let Some(r) = &state.recovery {
+        r.check()?;
+    }
+    Ok(state)
+}
+
 /// A user name that is safe to use as a file name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserName(String);
@@ -332,26 +348,7 @@ impl Store {
         file.take(MAX_STATE_LEN + 1)
             .read_to_end(&mut bytes)
             .map_err(io_err(&path))?;
-        if bytes.len() as u64 > MAX_STATE_LEN {
-            return Err(StoreError::Corrupt {
-                path,
-                detail: format!("larger than {MAX_STATE_LEN} bytes"),
-            });
-        }
-        let state: UserState = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        if state.version != STATE_VERSION {
-            return Err(StoreError::Corrupt {
-                path,
-                detail: format!("unsupported version {}", state.version),
-            });
-        }
-        if let Some(r) = &state.recovery {
-            r.check()
-                .map_err(|detail| StoreError::Corrupt { path, detail })?;
-        }
+        let state = parse_state(&bytes).map_err(|detail| StoreError::Corrupt { path, detail })?;
         Ok(Some(state))
     }
 
