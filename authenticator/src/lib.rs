@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::enroll::{EnrollUri, registration_mac};
 use pushmfa_protocol::relay_api::{
-    ChallengeResponse, DeviceChannel, DeviceRegistration, PendingList,
+    ChallengeResponse, DeviceChannel, DeviceRegistration, EnrollmentOutcome, PendingList,
 };
 use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
 use ring::rand::SystemRandom;
@@ -39,6 +39,8 @@ pub enum AuthError {
     Usage(String),
     #[error("key: {0}")]
     Key(&'static str),
+    #[error("the computer refused this device: {0}")]
+    Refused(String),
 }
 
 /// One enrolled account (host + user) with its own device key.
@@ -188,6 +190,9 @@ pub async fn enroll(store: &Store, uri: &str, device_name: &str) -> Result<Accou
         .json()
         .await
         .map_err(|e| AuthError::Relay(e.to_string()))?;
+    let base = u.relay.trim_end_matches('/');
+    let outcome_url = format!("{base}/v1/enrollments/{}/outcome", u.enrollment_id);
+    wait_outcome(&outcome_url, &channel.device_token, &u, &public).await?;
     let account = Account {
         relay: u.relay,
         channel_id: channel.channel_id,
@@ -203,6 +208,57 @@ pub async fn enroll(store: &Store, uri: &str, device_name: &str) -> Result<Accou
     all.push(account.clone());
     store.save(&all)?;
     Ok(account)
+}
+
+/// How long a registered device waits for the host's verdict.
+const OUTCOME_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits for the host's signed verdict on this registration: the account
+/// is stored only once the host itself accepted the key.
+async fn wait_outcome(
+    url: &str,
+    token: &str,
+    u: &EnrollUri,
+    public: &[u8],
+) -> Result<(), AuthError> {
+    let deadline = std::time::Instant::now() + OUTCOME_WAIT;
+    let outcome: EnrollmentOutcome = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(AuthError::Relay(
+                "the computer did not confirm the enrollment; see what pushmfa enroll printed there"
+                    .into(),
+            ));
+        }
+        let resp = http()?
+            .get(format!("{url}?wait={}", left.as_secs().clamp(1, 30)))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| AuthError::Relay(e.to_string()))?;
+        let resp = check(resp).await?;
+        if resp.status() == reqwest::StatusCode::OK {
+            break resp
+                .json()
+                .await
+                .map_err(|e| AuthError::Relay(e.to_string()))?;
+        }
+    };
+    let message = signed::enrollment_outcome(&u.enrollment_id, public, outcome.accepted);
+    let sig = B64.decode(&outcome.signature).unwrap_or_default();
+    if signed::verify(&u.host_key, &message, &sig).is_err() {
+        return Err(AuthError::Relay(
+            "the enrollment answer was not signed by the computer; nothing was stored".into(),
+        ));
+    }
+    if outcome.accepted {
+        Ok(())
+    } else {
+        Err(AuthError::Refused(pushmfa_protocol::text::sanitize(
+            &outcome.message,
+            false,
+        )))
+    }
 }
 
 /// A login request whose host signature checked out.

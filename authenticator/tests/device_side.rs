@@ -26,13 +26,9 @@ fn key() -> EcdsaKeyPair {
     EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap()
 }
 
-#[tokio::test]
-async fn enroll_see_request_and_approve() {
-    let url = relay().await;
-    let http = reqwest::Client::new();
-    let host = key();
-    let host_pub: [u8; 65] = host.public_key().as_ref().try_into().unwrap();
-    let created: EnrollmentCreated = http
+/// Opens an enrollment slot on the relay as a host with `host`'s key.
+async fn open_enrollment(url: &str, host: &EcdsaKeyPair) -> (EnrollmentCreated, EnrollUri) {
+    let created: EnrollmentCreated = reqwest::Client::new()
         .post(format!("{url}/v1/enrollments"))
         .send()
         .await
@@ -41,21 +37,33 @@ async fn enroll_see_request_and_approve() {
         .await
         .unwrap();
     let uri = EnrollUri {
-        relay: url.clone(),
+        relay: url.to_owned(),
         enrollment_id: created.enrollment_id.clone(),
         secret: [42; 32],
-        host_key: host_pub,
+        host_key: host.public_key().as_ref().try_into().unwrap(),
         host_name: "web-1".into(),
         issuer: "Example".into(),
         account: "alice".into(),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    let account = enroll(&store, &uri.to_uri(), "test phone").await.unwrap();
-    assert_eq!(account.account, "alice");
+    (created, uri)
+}
 
-    // The host side: the MAC proves the key came from whoever scanned the QR code.
-    let result: EnrollmentResult = http
+/// The device enrolls in the background: it waits for the host's verdict.
+fn spawn_enroll(
+    path: &std::path::Path,
+    uri: &EnrollUri,
+) -> tokio::task::JoinHandle<Result<pushmfa_authenticator::Account, pushmfa_authenticator::AuthError>>
+{
+    let (path, uri) = (path.to_owned(), uri.to_uri());
+    tokio::spawn(async move {
+        let store = Store::open(&path).unwrap();
+        enroll(&store, &uri, "test phone").await
+    })
+}
+
+/// The host collects the registration.
+async fn registration(url: &str, created: &EnrollmentCreated) -> EnrollmentResult {
+    reqwest::Client::new()
         .get(format!(
             "{url}/v1/enrollments/{}?wait=5",
             created.enrollment_id
@@ -66,7 +74,48 @@ async fn enroll_see_request_and_approve() {
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Posts a verdict on the registration of `device_pub`, signed by `signer`.
+async fn post_verdict(
+    url: &str,
+    created: &EnrollmentCreated,
+    device_pub: &[u8],
+    signer: &EcdsaKeyPair,
+) -> reqwest::StatusCode {
+    let verdict = signed::enrollment_outcome(&created.enrollment_id, device_pub, true);
+    let signature = signer.sign(&SystemRandom::new(), &verdict).unwrap();
+    reqwest::Client::new()
+        .post(format!(
+            "{url}/v1/enrollments/{}/outcome",
+            created.enrollment_id
+        ))
+        .bearer_auth(&created.helper_token)
+        .json(&EnrollmentOutcome {
+            accepted: true,
+            message: String::new(),
+            signature: B64.encode(signature),
+        })
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn enroll_see_request_and_approve() {
+    let url = relay().await;
+    let http = reqwest::Client::new();
+    let host = key();
+    let host_pub: [u8; 65] = host.public_key().as_ref().try_into().unwrap();
+    let (created, uri) = open_enrollment(&url, &host).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store");
+    let enrolling = spawn_enroll(&store_path, &uri);
+
+    // The host side: the MAC proves the key came from whoever scanned the QR code.
+    let result = registration(&url, &created).await;
     let device_pub = B64.decode(&result.registration.public_key).unwrap();
     let mac = B64.decode(&result.registration.mac).unwrap();
     let host_id = signed::host_id(&host_pub);
@@ -78,6 +127,13 @@ async fn enroll_see_request_and_approve() {
         "test phone",
         &mac
     ));
+    // Until the host posts its signed verdict the device stores nothing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!enrolling.is_finished());
+    assert_eq!(post_verdict(&url, &created, &device_pub, &host).await, 204);
+    let account = enrolling.await.unwrap().unwrap();
+    assert_eq!(account.account, "alice");
+    let store = Store::open(&store_path).unwrap();
 
     let challenge = Challenge {
         id: [9; 32],
@@ -182,4 +238,25 @@ async fn enroll_see_request_and_approve() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn a_verdict_not_signed_by_the_host_enrolls_nothing() {
+    let url = relay().await;
+    let (created, uri) = open_enrollment(&url, &key()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store");
+    let enrolling = spawn_enroll(&store_path, &uri);
+    let result = registration(&url, &created).await;
+    let device_pub = B64.decode(&result.registration.public_key).unwrap();
+    // The relay holds the enrollment token, not the host key: it says
+    // "accepted" with a key of its own.
+    assert_eq!(post_verdict(&url, &created, &device_pub, &key()).await, 204);
+    let err = enrolling.await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("not signed by the computer"),
+        "{err}"
+    );
+    let store = Store::open(&store_path).unwrap();
+    assert!(store.accounts().unwrap().is_empty());
 }

@@ -143,16 +143,38 @@ impl RelayClient {
         token: &str,
         body: &PostChallenge,
     ) -> Result<(), RelayError> {
+        let path = format!("/v1/channels/{channel}/challenges");
+        self.post(&path, token, body, StatusCode::CREATED).await
+    }
+
+    /// Tells the registered device what the host made of its registration.
+    pub async fn post_enrollment_outcome(
+        &self,
+        id: &str,
+        token: &str,
+        body: &EnrollmentOutcome,
+    ) -> Result<(), RelayError> {
+        let path = format!("/v1/enrollments/{id}/outcome");
+        self.post(&path, token, body, StatusCode::NO_CONTENT).await
+    }
+
+    async fn post<T: serde::Serialize>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &T,
+        expected: StatusCode,
+    ) -> Result<(), RelayError> {
         let resp = self
             .http
-            .post(format!("{}/v1/channels/{channel}/challenges", self.base))
+            .post(format!("{}{path}", self.base))
             .bearer_auth(token)
             .timeout(self.timeout)
             .json(body)
             .send()
             .await
             .map_err(unreachable)?;
-        if resp.status() == StatusCode::CREATED {
+        if resp.status() == expected {
             Ok(())
         } else {
             Err(fail(resp).await)

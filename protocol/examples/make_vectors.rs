@@ -44,6 +44,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let a_bytes = approval.encode();
     let a_sig = dev.sign(&rng, &a_bytes).map_err(|_| "sign")?;
+    let o_bytes = pushmfa_protocol::signed::enrollment_outcome(
+        "K7vQ2mXp9Ls4Tg8Wn3Rb6A",
+        dev.public_key().as_ref(),
+        true,
+    );
+    let o_sig = host.sign(&rng, &o_bytes).map_err(|_| "sign")?;
     println!(
         "{}",
         serde_json::json!({
@@ -57,6 +63,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "challenge_host_signature": hex(c_sig.as_ref()),
             "approval_encoded": hex(&a_bytes),
             "approval_signature": hex(a_sig.as_ref()),
+            "enroll_outcome_accepted": hex(&o_bytes),
+            "enroll_outcome_signature": hex(o_sig.as_ref()),
         })
     );
     Ok(())

@@ -59,6 +59,24 @@ pub struct EnrollmentResult {
     pub helper_token: String,
 }
 
+/// The host's verdict on a registration: `POST /v1/enrollments/{id}/outcome`
+/// by the helper (enrollment token), `GET /v1/enrollments/{id}/outcome` by
+/// the device (its new device token) -> 200 once the host posted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentOutcome {
+    pub accepted: bool,
+    /// Why the host refused (empty when accepted), for the phone to show
+    /// after removing control characters; at most 512 bytes.
+    pub message: String,
+    /// The host's signature over `signed::enrollment_outcome(id, device
+    /// public key, accepted)`, base64url.
+    pub signature: String,
+}
+
+/// Longest `EnrollmentOutcome::message`, in bytes.
+pub const MAX_OUTCOME_MESSAGE_LEN: usize = 512;
+
 /// `POST /v1/channels/{channel}/challenges`, sent by the helper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -20,6 +20,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 
 pub const CHALLENGE_TAG: &[u8] = b"pushmfa-challenge-v1\0";
 pub const APPROVAL_TAG: &[u8] = b"pushmfa-approval-v1\0";
+pub const ENROLLMENT_OUTCOME_TAG: &[u8] = b"pushmfa-enrollment-outcome-v1\0";
 /// Longest text field (user, service, rhost, tty, host name), in bytes.
 pub const MAX_FIELD_LEN: usize = 255;
 pub const PUBLIC_KEY_LEN: usize = 65;
@@ -113,6 +114,43 @@ pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<(),
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_key)
         .verify(message, signature)
         .map_err(|_| BadSignature)
+}
+
+/// Whether `public_key` is an uncompressed SEC1 point on P-256 (not the
+/// point at infinity). Checked by a throwaway ECDH: ring validates the peer
+/// key fully there and exposes no other point check.
+pub fn valid_public_key(public_key: &[u8]) -> bool {
+    use ring::agreement::{ECDH_P256, EphemeralPrivateKey, UnparsedPublicKey, agree_ephemeral};
+    if public_key.len() != PUBLIC_KEY_LEN || public_key[0] != 0x04 {
+        return false;
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let Ok(mine) = EphemeralPrivateKey::generate(&ECDH_P256, &rng) else {
+        return false;
+    };
+    agree_ephemeral(
+        mine,
+        &UnparsedPublicKey::new(&ECDH_P256, public_key),
+        |_| (),
+    )
+    .is_ok()
+}
+
+/// The bytes a host signs to tell a device what became of its
+/// registration: tag, enrollment id and the device's public key (each
+/// u16-length-prefixed, as in the registration MAC), then 1 (accepted) or
+/// 0 (refused). The device checks it with the host key from the QR code,
+/// so a relay cannot make a refused phone believe it is enrolled.
+pub fn enrollment_outcome(enrollment_id: &str, device_key: &[u8], accepted: bool) -> Vec<u8> {
+    let mut m = Vec::with_capacity(128);
+    m.extend_from_slice(ENROLLMENT_OUTCOME_TAG);
+    for part in [enrollment_id.as_bytes(), device_key] {
+        let part = &part[..part.len().min(usize::from(u16::MAX))];
+        m.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        m.extend_from_slice(part);
+    }
+    m.push(u8::from(accepted));
+    m
 }
 
 struct Writer(Vec<u8>);
@@ -342,6 +380,53 @@ mod tests {
             Some(47),
             device_id(&v("device_public_key")),
         )
+    }
+
+    #[test]
+    fn enrollment_outcome_vector_encodes_and_verifies() {
+        let id = vectors()["enroll_id"].as_str().unwrap().to_owned();
+        let m = enrollment_outcome(&id, &v("device_public_key"), true);
+        assert_eq!(m, v("enroll_outcome_accepted"));
+        verify(&v("host_public_key"), &m, &v("enroll_outcome_signature")).unwrap();
+        // The refusal is a different message: an accepted signature never
+        // stands for a refused one, or for another key or enrollment.
+        let refused = enrollment_outcome(&id, &v("device_public_key"), false);
+        assert_eq!(refused[..m.len() - 1], m[..m.len() - 1]);
+        for other in [
+            refused,
+            enrollment_outcome("other", &v("device_public_key"), true),
+            enrollment_outcome(&id, &v("host_public_key"), true),
+        ] {
+            assert_eq!(
+                verify(
+                    &v("host_public_key"),
+                    &other,
+                    &v("enroll_outcome_signature")
+                ),
+                Err(BadSignature)
+            );
+        }
+    }
+
+    #[test]
+    fn only_points_on_the_curve_are_valid_public_keys() {
+        assert!(valid_public_key(&v("device_public_key")));
+        assert!(valid_public_key(&v("host_public_key")));
+        let mut off_curve = v("device_public_key");
+        off_curve[64] ^= 1;
+        let mut compressed_tag = v("device_public_key");
+        compressed_tag[0] = 0x02;
+        for bad in [
+            off_curve,
+            compressed_tag,
+            vec![4u8; 65],
+            vec![0u8; 65],
+            [&[4u8][..], &[0xff; 64]].concat(),
+            v("device_public_key")[..33].to_vec(),
+            Vec::new(),
+        ] {
+            assert!(!valid_public_key(&bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 )]
 
 pub mod args;
+mod enrollments;
 mod limits;
 mod persist;
 pub mod webapp;
@@ -128,17 +129,10 @@ impl Channel {
     }
 }
 
-struct Enrollment {
-    helper_token: TokenHash,
-    expires: Instant,
-    registered: bool,
-    result: watch::Sender<Option<EnrollmentResult>>,
-}
-
 #[derive(Default)]
 struct Inner {
     channels: HashMap<String, Channel>,
-    enrollments: HashMap<String, Enrollment>,
+    enrollments: HashMap<String, enrollments::Enrollment>,
 }
 
 pub struct Relay {
@@ -288,9 +282,16 @@ fn api_routes(relay: Arc<Relay>) -> Router {
             "/v1/channels/{channel}/push",
             axum::routing::put(put_push).delete(delete_push),
         )
-        .route("/v1/enrollments", post(create_enrollment))
-        .route("/v1/enrollments/{id}", get(wait_enrollment))
-        .route("/v1/enrollments/{id}/device", post(register_device))
+        .route("/v1/enrollments", post(enrollments::create))
+        .route("/v1/enrollments/{id}", get(enrollments::wait_registration))
+        .route(
+            "/v1/enrollments/{id}/device",
+            post(enrollments::register_device),
+        )
+        .route(
+            "/v1/enrollments/{id}/outcome",
+            post(enrollments::post_outcome).get(enrollments::wait_outcome),
+        )
         .route(
             "/v1/channels/{channel}",
             axum::routing::delete(delete_channel),
@@ -353,129 +354,6 @@ fn wait_for(q: &WaitQuery) -> Duration {
     Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS))
 }
 
-const DEFAULT_ENROLL_TTL: u64 = 120;
-const MAX_TTL: u64 = 600;
-
-async fn create_enrollment(
-    State(relay): State<Arc<Relay>>,
-    body: axum::body::Bytes,
-) -> ApiResult<impl IntoResponse> {
-    relay.rate("enroll:create")?;
-    let req: CreateEnrollment = if body.is_empty() {
-        CreateEnrollment::default()
-    } else {
-        json_body(&body)?
-    };
-    let ttl = req.ttl_secs.unwrap_or(DEFAULT_ENROLL_TTL).clamp(1, MAX_TTL);
-    let id = relay.random_id(16)?;
-    let token = relay.random_id(32)?;
-    let mut inner = relay.lock()?;
-    if inner.enrollments.len() >= relay.cfg.max_enrollments {
-        return Err(err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many open enrollments; try again later",
-        ));
-    }
-    inner.enrollments.insert(
-        id.clone(),
-        Enrollment {
-            helper_token: hash_token(&token),
-            expires: Instant::now() + Duration::from_secs(ttl),
-            registered: false,
-            result: watch::channel(None).0,
-        },
-    );
-    Ok((
-        StatusCode::CREATED,
-        Json(EnrollmentCreated {
-            enrollment_id: id,
-            helper_token: token,
-            expires_in: ttl,
-        }),
-    ))
-}
-
-async fn register_device(
-    State(relay): State<Arc<Relay>>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<impl IntoResponse> {
-    relay.rate(&format!("enroll:{id}"))?;
-    let reg: DeviceRegistration = json_body(&body)?;
-    b64_field("public_key", &reg.public_key, Some(65))?;
-    b64_field("mac", &reg.mac, Some(32))?;
-    if reg.device_name.is_empty() || reg.device_name.len() > 64 {
-        return Err(err(StatusCode::BAD_REQUEST, "device_name: 1 to 64 bytes"));
-    }
-    let channel_id = relay.random_id(16)?;
-    let device_token = relay.random_id(32)?;
-    let helper_token = relay.random_id(32)?;
-    let mut inner = relay.lock()?;
-    let enrollment = match inner.enrollments.get_mut(&id) {
-        Some(e) if e.expires > Instant::now() => e,
-        _ => return Err(err(StatusCode::NOT_FOUND, "no such enrollment (expired?)")),
-    };
-    if enrollment.registered {
-        return Err(err(
-            StatusCode::CONFLICT,
-            "a device already registered for this enrollment",
-        ));
-    }
-    enrollment.registered = true;
-    enrollment.result.send_replace(Some(EnrollmentResult {
-        registration: reg,
-        channel_id: channel_id.clone(),
-        helper_token: helper_token.clone(),
-    }));
-    inner.channels.insert(
-        channel_id.clone(),
-        Channel::new(
-            hash_token(&helper_token),
-            hash_token(&device_token),
-            now_unix(),
-        ),
-    );
-    relay.persist(&inner)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(DeviceChannel {
-            channel_id,
-            device_token,
-        }),
-    ))
-}
-
-async fn wait_enrollment(
-    State(relay): State<Arc<Relay>>,
-    Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let token = bearer(&headers)?;
-    relay.rate(&token)?;
-    let mut rx = {
-        let inner = relay.lock()?;
-        match inner.enrollments.get(&id) {
-            Some(e) if token_matches(&e.helper_token, &token) => e.result.subscribe(),
-            Some(_) => return Err(err(StatusCode::UNAUTHORIZED, "wrong token")),
-            None => return Err(err(StatusCode::NOT_FOUND, "no such enrollment (expired?)")),
-        }
-    };
-    let ready = tokio::time::timeout(wait_for(&q), rx.wait_for(Option::is_some)).await;
-    let result = match ready {
-        Ok(Ok(v)) => v.clone(),
-        _ => None,
-    };
-    match result {
-        Some(r) => {
-            // Delivered once; the slot is done.
-            relay.lock()?.enrollments.remove(&id);
-            Ok(Json(r).into_response())
-        }
-        None => Ok(StatusCode::NO_CONTENT.into_response()),
-    }
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Role {
     Helper,
@@ -532,7 +410,7 @@ async fn post_challenge(
     b64_field("id", &req.id, Some(32))?;
     b64_field("challenge", &req.challenge, None)?;
     b64_field("signature", &req.signature, Some(64))?;
-    let expires_in = req.expires_in.clamp(1, MAX_TTL);
+    let expires_in = req.expires_in.clamp(1, enrollments::MAX_TTL);
     let mut inner = relay.lock()?;
     authorize(&relay, &inner, &channel, Role::Helper, &token)?;
     let max = relay.cfg.max_pending_per_channel;

@@ -507,3 +507,103 @@ fn a_huge_relay_answer_is_not_read_into_memory() {
         e.helper_log()
     );
 }
+
+/// Registers `public_key` for the enrollment behind `uri` with a MAC under
+/// the real secret (a device that scanned the code); returns the device's
+/// token for its channel.
+fn register_with_valid_mac(uri: &str, public_key: &[u8]) -> DeviceChannel {
+    let u = pushmfa_protocol::enroll::EnrollUri::parse(uri).unwrap_or_else(|e| panic!("{e}"));
+    let host_id = signed::host_id(&u.host_key);
+    let mac = pushmfa_protocol::enroll::registration_mac(
+        &u.secret,
+        &u.enrollment_id,
+        &host_id,
+        public_key,
+        "odd phone",
+    );
+    rt().block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/enrollments/{}/device",
+                u.relay, u.enrollment_id
+            ))
+            .json(&DeviceRegistration {
+                public_key: B64.encode(public_key),
+                device_name: "odd phone".into(),
+                mac: B64.encode(mac),
+            })
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap_or_else(|err| panic!("{err}"))
+    })
+}
+
+/// The host's verdict as the registered device receives it, with whether
+/// its signature verifies under the host key from the QR code.
+fn outcome_for(uri: &str, device_token: &str, public_key: &[u8]) -> (EnrollmentOutcome, bool) {
+    let u = pushmfa_protocol::enroll::EnrollUri::parse(uri).unwrap_or_else(|e| panic!("{e}"));
+    let outcome: EnrollmentOutcome = rt().block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!(
+                "{}/v1/enrollments/{}/outcome?wait=10",
+                u.relay, u.enrollment_id
+            ))
+            .bearer_auth(device_token)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(resp.status(), 200, "no verdict within 10 s");
+        resp.json().await.unwrap_or_else(|err| panic!("{err}"))
+    });
+    let message = signed::enrollment_outcome(&u.enrollment_id, public_key, outcome.accepted);
+    let sig = B64.decode(&outcome.signature).unwrap_or_default();
+    let signed_by_host = signed::verify(&u.host_key, &message, &sig).is_ok();
+    (outcome, signed_by_host)
+}
+
+#[test]
+fn a_key_that_is_not_a_curve_point_is_refused_and_the_device_is_told() {
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(&relay.url, ""));
+    e.start_helper();
+    let mut run = pushmfa_tests::push::EnrollRun::start(&e, "alice");
+    let uri = run.line_starting("pushmfa://");
+    // 65 bytes with the right prefix and a valid MAC, but not a P-256 point.
+    let bogus = [4u8; 65];
+    let channel = register_with_valid_mac(&uri, &bogus);
+    let (outcome, signed_by_host) = outcome_for(&uri, &channel.device_token, &bogus);
+    assert!(!outcome.accepted);
+    assert!(signed_by_host, "the refusal carries the host's signature");
+    assert!(
+        outcome.message.contains("not a valid P-256 public key"),
+        "{}",
+        outcome.message
+    );
+    let out = run.finish_failed();
+    assert!(
+        out.contains("not a valid P-256 point; nothing was enrolled"),
+        "{out}"
+    );
+    e.wait_for_log(
+        "ENROLLMENT REJECTED user=alice: the device's public key is not a point on P-256",
+    );
+    assert!(!e.status("alice").enrolled);
+}
+
+#[test]
+fn a_device_is_enrolled_only_when_the_host_says_so_with_its_key() {
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(&relay.url, ""));
+    e.start_helper();
+    let mut run = pushmfa_tests::push::EnrollRun::start(&e, "alice");
+    let uri = run.line_starting("pushmfa://");
+    let device = key();
+    let public = device.public_key().as_ref().to_vec();
+    let channel = register_with_valid_mac(&uri, &public);
+    let (outcome, signed_by_host) = outcome_for(&uri, &channel.device_token, &public);
+    assert!(outcome.accepted && signed_by_host && outcome.message.is_empty());
+    run.finish("a valid registration");
+    assert!(e.status("alice").enrolled);
+}

@@ -187,6 +187,25 @@ impl EnrollRun {
         }
     }
 
+    /// Reads the rest, checks that it failed, and returns what it printed
+    /// on stdout and stderr.
+    pub fn finish_failed(mut self) -> String {
+        for l in self.lines.by_ref().map_while(Result::ok) {
+            self.out.push_str(&l);
+            self.out.push('\n');
+        }
+        let out = self
+            .child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !out.status.success(),
+            "pushmfa enroll succeeded:\n{}",
+            self.out
+        );
+        format!("{}{}", self.out, String::from_utf8_lossy(&out.stderr))
+    }
+
     /// Reads the rest, checks that it succeeded (`context` goes into the
     /// failure message) and returns everything it printed.
     pub fn finish(mut self, context: &str) -> String {

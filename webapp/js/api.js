@@ -46,6 +46,14 @@ export async function register(relay, enrollmentId, registration) {
   return resp.json();
 }
 
+/** Waits up to `waitSecs` for the host's verdict on this device's
+ *  registration; null if none came in that time. */
+export async function enrollmentOutcome(relay, enrollmentId, deviceToken, waitSecs) {
+  const url = `${relay}/v1/enrollments/${encodeURIComponent(enrollmentId)}/outcome?wait=${waitSecs}`;
+  const resp = await call(url, { headers: { Authorization: `Bearer ${deviceToken}` } });
+  return resp.status === 200 ? resp.json() : null;
+}
+
 /** Waits up to `waitSecs` for the pending list to differ from `cursor`
  *  (the ETag of the last list; null for "now"). Returns { changed, list,
  *  cursor }; `changed` is false when the wait ended with nothing new. */

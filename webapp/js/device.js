@@ -11,15 +11,47 @@ import {
   b64urlEncode,
   decodeChallenge,
   encodeApproval,
+  enrollmentOutcomeMessage,
   equalBytes,
   parseEnrollLink,
   registrationMacInput,
   sanitize,
 } from "./protocol.js";
 
+/** How long a registered phone waits for the host's verdict, in ms. */
+const OUTCOME_WAIT_MS = 120_000;
+
+/** Waits for the host's signed verdict; throws an Error that says why if
+ *  the host refused, or if no verdict came. */
+async function hostAccepted(e, deviceToken, publicKey) {
+  const deadline = Date.now() + OUTCOME_WAIT_MS;
+  let outcome = null;
+  while (!outcome) {
+    const left = Math.ceil((deadline - Date.now()) / 1000);
+    if (left <= 0) {
+      throw new Error("The computer did not confirm this phone. See what pushmfa enroll printed there, and run it again.");
+    }
+    outcome = await api.enrollmentOutcome(e.relay, e.enrollmentId, deviceToken, Math.min(left, 30));
+  }
+  const accepted = outcome.accepted === true;
+  let signature;
+  try {
+    signature = b64urlDecode(String(outcome.signature ?? ""));
+  } catch {
+    signature = new Uint8Array(0);
+  }
+  const message = enrollmentOutcomeMessage(e.enrollmentId, publicKey, accepted);
+  const signed = await wc.verify(e.hostKey, message, signature);
+  if (!signed) throw new Error("The answer was not signed by the computer: nothing was added.");
+  if (!accepted) {
+    throw new Error(`The computer refused this phone: ${sanitize(String(outcome.message ?? ""))}`);
+  }
+}
+
 /** Enrolls: a new non-extractable key, registered through the relay the
  *  link names with a MAC under the link's secret; the account is stored
- *  only once the relay accepted it. (The page's Content-Security-Policy
+ *  only once the host accepted it (a verdict signed with the host key, so
+ *  a relay cannot make a refused phone believe it is enrolled). (The page's Content-Security-Policy
  *  decides which relays it may reach: only its own origin when the relay
  *  serves the app.) */
 export async function enroll(link, deviceName) {
@@ -38,6 +70,7 @@ export async function enroll(link, deviceName) {
     device_name: name,
     mac: b64urlEncode(mac),
   });
+  await hostAccepted(e, channel.device_token, publicKey);
   const deviceId = await wc.deviceId(publicKey);
   const account = {
     id: b64urlEncode(deviceId),

@@ -8,6 +8,7 @@ const dec = new TextDecoder("utf-8", { fatal: true });
 export const CHALLENGE_TAG = enc.encode("pushmfa-challenge-v1\0");
 export const APPROVAL_TAG = enc.encode("pushmfa-approval-v1\0");
 export const ENROLL_MAC_TAG = enc.encode("pushmfa-enroll-v1\0");
+export const ENROLLMENT_OUTCOME_TAG = enc.encode("pushmfa-enrollment-outcome-v1\0");
 export const MAX_FIELD_LEN = 255;
 export const PUBLIC_KEY_LEN = 65;
 export const NO_NUMBER = 0xff;
@@ -160,6 +161,17 @@ export function registrationMacInput(enrollmentId, hostId, publicKey, deviceName
   for (const part of [enc.encode(enrollmentId), hostId, publicKey, enc.encode(deviceName)]) {
     w.u16Prefixed(part);
   }
+  return w.done();
+}
+
+/** What the host signs to accept (or refuse) a registration
+ *  (protocol/src/signed.rs, enrollment_outcome). */
+export function enrollmentOutcomeMessage(enrollmentId, publicKey, accepted) {
+  const w = new Writer();
+  w.bytes(ENROLLMENT_OUTCOME_TAG);
+  w.u16Prefixed(enc.encode(enrollmentId));
+  w.u16Prefixed(publicKey);
+  w.byte(accepted ? 1 : 0);
   return w.done();
 }
 

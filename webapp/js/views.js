@@ -60,10 +60,13 @@ export function enrollForm(details, handlers) {
       onsubmit: async (e) => {
         e.preventDefault();
         add.disabled = true;
+        // The computer checks the registration before the account counts.
+        add.textContent = "Waiting for the computer to confirm…";
         message.textContent = "";
         const error = await handlers.onEnroll(name.value);
         if (error) {
           message.textContent = error;
+          add.textContent = "Add account";
           add.disabled = false;
         }
       },

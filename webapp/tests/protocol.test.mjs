@@ -57,6 +57,14 @@ test("the registration MAC input and MAC match the vectors", async () => {
   assert.equal(p.hex(await wc.hmacSha256(v("enroll_secret"), input)), vectors.enroll_mac);
 });
 
+test("the host's enrollment verdict matches the vector; a refusal is another message", async () => {
+  const accepted = p.enrollmentOutcomeMessage(vectors.enroll_id, v("device_public_key"), true);
+  assert.equal(p.hex(accepted), vectors.enroll_outcome_accepted);
+  assert.ok(await wc.verify(v("host_public_key"), accepted, v("enroll_outcome_signature")));
+  const refused = p.enrollmentOutcomeMessage(vectors.enroll_id, v("device_public_key"), false);
+  assert.ok(!(await wc.verify(v("host_public_key"), refused, v("enroll_outcome_signature"))));
+});
+
 test("garbage, truncated and oversized challenges are refused", () => {
   const good = v("challenge_encoded");
   assert.throws(() => p.decodeChallenge(new Uint8Array()), /tag/);

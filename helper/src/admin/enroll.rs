@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
 use pushmfa_protocol::ipc::{AdminReply, Proof, Response};
+use pushmfa_protocol::relay_api::{DeviceRegistration, EnrollmentCreated, EnrollmentOutcome};
 use pushmfa_protocol::signed;
 use pushmfa_state::Device;
 use std::time::{Duration, Instant};
@@ -82,27 +83,16 @@ pub(super) async fn run(
         }
     };
     let reg = &result.registration;
-    let public = B64
-        .decode(&reg.public_key)
-        .map_err(|_| "the device sent a malformed key".to_string())?;
-    let mac = B64
-        .decode(&reg.mac)
-        .map_err(|_| "the device sent a malformed MAC".to_string())?;
-    if public.len() != signed::PUBLIC_KEY_LEN
-        || !verify_registration_mac(
-            &secret,
-            &created.enrollment_id,
-            &ctx.host_key.id,
-            &public,
-            &reg.device_name,
-            &mac,
-        )
-    {
-        ctx.log.error(&format!(
-            "ENROLLMENT REJECTED user={user}: the registered key does not carry a valid MAC under the enrollment \
-             secret; the relay or someone else tried to enroll a key of their own"
-        ));
-        return Err("the registration did not come from the device that scanned the code (bad MAC); nothing was enrolled".into());
+    let public = B64.decode(&reg.public_key).unwrap_or_default();
+    if let Err(refusal) = check_registration(ctx, &secret, &created.enrollment_id, &public, reg) {
+        ctx.log
+            .error(&format!("ENROLLMENT REJECTED user={user}: {}", refusal.log));
+        tell_device(ctx, &created, &public, Err(refusal.device)).await;
+        // The relay made a channel for the refused key: drop it.
+        let _ = relay
+            .delete_channel(&result.channel_id, &result.helper_token)
+            .await;
+        return Err(refusal.user.into());
     }
     let name = pushmfa_protocol::text::sanitize(&reg.device_name, false);
     let device = Device {
@@ -114,12 +104,26 @@ pub(super) async fn run(
         added_at: ctx.clock.now_unix(),
     };
     let device_id = device.id.clone();
-    let needs_codes = with_state(ctx, &user, move |s| {
+    let saved = with_state(ctx, &user, move |s| {
         s.devices.retain(|d| d.id != device.id);
         s.devices.push(device);
         Ok(s.recovery.is_none())
     })
-    .await?;
+    .await;
+    let needs_codes = match saved {
+        Ok(n) => n,
+        Err(e) => {
+            tell_device(
+                ctx,
+                &created,
+                &public,
+                Err("the computer could not save the enrollment"),
+            )
+            .await;
+            return Err(e);
+        }
+    };
+    tell_device(ctx, &created, &public, Ok(())).await;
     let codes = if needs_codes {
         generate_codes(ctx, &user).await?
     } else {
@@ -136,4 +140,86 @@ pub(super) async fn run(
         device_name: name,
         codes,
     })
+}
+
+/// Why a registration was refused, worded for each audience.
+struct Refusal {
+    log: &'static str,
+    user: &'static str,
+    device: &'static str,
+}
+
+/// The host's checks on a registration: a MAC under the secret only the
+/// QR code carried (so the relay cannot slip in a key of its own), and a
+/// key that is a point on P-256 (so it can ever verify an approval).
+fn check_registration(
+    ctx: &Ctx,
+    secret: &[u8; 32],
+    enrollment_id: &str,
+    public: &[u8],
+    reg: &DeviceRegistration,
+) -> Result<(), Refusal> {
+    let mac = B64.decode(&reg.mac).unwrap_or_default();
+    let mac_ok = public.len() == signed::PUBLIC_KEY_LEN
+        && verify_registration_mac(
+            secret,
+            enrollment_id,
+            &ctx.host_key.id,
+            public,
+            &reg.device_name,
+            &mac,
+        );
+    if !mac_ok {
+        return Err(Refusal {
+            log: "the registered key does not carry a valid MAC under the enrollment secret; \
+                  the relay or someone else tried to enroll a key of their own",
+            user: "the registration did not come from the device that scanned the code (bad MAC); nothing was enrolled",
+            device: "the registration did not match the enrollment code (bad MAC); scan the code again",
+        });
+    }
+    if !signed::valid_public_key(public) {
+        return Err(Refusal {
+            log: "the device's public key is not a point on P-256",
+            user: "the device sent a public key that is not a valid P-256 point; nothing was enrolled. \
+                   Update the phone app and run pushmfa enroll again",
+            device: "this phone's key is not a valid P-256 public key, so the computer cannot use it; nothing was enrolled",
+        });
+    }
+    Ok(())
+}
+
+/// Posts the host-signed verdict for the device to wait on. Best effort:
+/// the host's decision stands whether or not the device hears of it.
+async fn tell_device(
+    ctx: &Ctx,
+    created: &EnrollmentCreated,
+    public: &[u8],
+    verdict: Result<(), &str>,
+) {
+    let Some(relay) = ctx.relay.as_ref() else {
+        return;
+    };
+    let accepted = verdict.is_ok();
+    let message = signed::enrollment_outcome(&created.enrollment_id, public, accepted);
+    let signature = match ctx.host_key.sign(&message) {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.log
+                .error(&format!("cannot sign the enrollment outcome: {e}"));
+            return;
+        }
+    };
+    let outcome = EnrollmentOutcome {
+        accepted,
+        message: verdict.err().unwrap_or_default().to_owned(),
+        signature: B64.encode(signature),
+    };
+    if let Err(e) = relay
+        .post_enrollment_outcome(&created.enrollment_id, &created.helper_token, &outcome)
+        .await
+    {
+        ctx.log.warning(&format!(
+            "could not tell the device the enrollment outcome: {e}"
+        ));
+    }
 }
