@@ -269,6 +269,8 @@ pub struct Request {
     pub id: String,
     pub challenge: Challenge,
     pub expires_in: u64,
+    /// Why the host refused the last answer to it, if it did.
+    pub refused: Option<String>,
 }
 
 impl Request {
@@ -281,8 +283,12 @@ impl Request {
         } else {
             clean(&c.rhost)
         };
+        let refused = match &self.refused {
+            Some(r) => format!("; the computer refused the last answer ({})", clean(r)),
+            None => String::new(),
+        };
         format!(
-            "{} wants to sign in to {} as {} with {} from {} (tty {}), expires in {} s",
+            "{} wants to sign in to {} as {} with {} from {} (tty {}), expires in {} s{refused}",
             clean(&self.account.issuer),
             clean(&self.challenge.host_name),
             clean(&c.user),
@@ -350,6 +356,7 @@ pub async fn pending_with(
                     id: p.id,
                     challenge,
                     expires_in: p.expires_in,
+                    refused: p.refused,
                 }),
                 Ok(_) => bad.push(format!("{}: id does not match the signed challenge", p.id)),
                 Err(e) => bad.push(format!("{}: {e}", p.id)),

@@ -87,6 +87,17 @@ pub fn normalize(input: &str) -> Result<Zeroizing<String>, CodeError> {
 #[derive(Default)]
 pub struct Scratch(Vec<Block>);
 
+impl Drop for Scratch {
+    /// The blocks hold Argon2 state derived from a typed code: wiped
+    /// before the memory goes back to the allocator.
+    fn drop(&mut self) {
+        for b in &mut self.0 {
+            *b = Block::new();
+        }
+        std::hint::black_box(&mut self.0);
+    }
+}
+
 /// Argon2id of a normalized code under the user's salt (allocates its memory).
 pub fn hash_code(
     normalized: &str,

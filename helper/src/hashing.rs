@@ -1,12 +1,14 @@
 //! Runs Argon2id work on blocking threads, at most N at once, each in one of
-//! N preallocated scratch buffers: memory stays at N x the configured cost
-//! however many logins arrive together.
+//! at most N scratch buffers: memory stays at N x the configured cost
+//! however many logins arrive together, and goes back to the system once
+//! no hash is running (an idle helper stays small).
 
 use crate::codes::Scratch;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 pub struct Hashers {
+    slots: usize,
     permits: Arc<Semaphore>,
     free: Arc<Mutex<Vec<Scratch>>>,
 }
@@ -14,6 +16,7 @@ pub struct Hashers {
 impl Hashers {
     pub fn new(n: usize) -> Hashers {
         Hashers {
+            slots: n.max(1),
             permits: Arc::new(Semaphore::new(n.max(1))),
             free: Arc::new(Mutex::new(Vec::new())),
         }
@@ -30,9 +33,8 @@ impl Hashers {
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let free = self.free.clone();
+        let (free, permits, slots) = (self.free.clone(), self.permits.clone(), self.slots);
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
             let mut scratch = free
                 .lock()
                 .ok()
@@ -42,9 +44,29 @@ impl Hashers {
             if let Ok(mut f) = free.lock() {
                 f.push(scratch);
             }
+            drop(permit);
+            // Buffers are reused while hashes overlap; the last one out
+            // releases them all (19 MiB each at the default cost).
+            if permits.available_permits() == slots {
+                if let Ok(mut f) = free.lock() {
+                    f.clear();
+                }
+                release_free_memory();
+            }
             out
         })
         .await
         .map_err(|e| e.to_string())
+    }
+}
+
+/// Hands freed heap memory back to the kernel. glibc raises its mmap
+/// threshold after the first large free, so later scratch buffers come from
+/// an arena and stay resident after free() unless trimmed.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; 0 keeps no padding.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

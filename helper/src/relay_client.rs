@@ -147,6 +147,22 @@ impl RelayClient {
         self.post(&path, token, body, StatusCode::CREATED).await
     }
 
+    /// Refuses the answer collected on `channel`: the relay opens the
+    /// challenge to answers again and shows devices `reason`.
+    pub async fn refuse_answer(
+        &self,
+        channel: &str,
+        token: &str,
+        id: &str,
+        reason: &str,
+    ) -> Result<(), RelayError> {
+        let path = format!("/v1/channels/{channel}/challenges/{id}/refusal");
+        let body = AnswerRefused {
+            reason: reason.chars().take(200).collect(),
+        };
+        self.post(&path, token, &body, StatusCode::NO_CONTENT).await
+    }
+
     /// Tells the registered device what the host made of its registration.
     pub async fn post_enrollment_outcome(
         &self,

@@ -92,8 +92,32 @@ pub struct PostChallenge {
 }
 
 /// One pending challenge as a device sees it: what the helper posted, with
-/// `expires_in` counting down.
-pub type PendingChallenge = PostChallenge;
+/// `expires_in` counting down, and why the host refused the last answer to
+/// it if it did (the challenge is then open again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingChallenge {
+    pub id: String,
+    pub expires_in: u64,
+    pub challenge: String,
+    pub signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// `POST /v1/channels/{channel}/challenges/{id}/refusal`, sent by the
+/// helper after it refused the answer it collected: the relay opens the
+/// challenge again so the real device can still answer, and shows devices
+/// the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRefused {
+    /// At most 256 bytes.
+    pub reason: String,
+}
+
+/// Longest `AnswerRefused::reason`, in bytes.
+pub const MAX_REFUSAL_LEN: usize = 256;
 
 /// `GET /v1/channels/{channel}/challenges` -> 200.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -93,9 +93,13 @@ fn now_unix() -> u64 {
 }
 
 struct Pending {
-    record: PendingChallenge,
+    record: PostChallenge,
     expires: Instant,
+    /// A device answered and the helper has not refused the answer: hidden
+    /// from devices, further answers get 409.
     answered: bool,
+    /// Why the helper refused the last answer (shown to devices).
+    refused: Option<String>,
     response: watch::Sender<Option<ChallengeResponse>>,
 }
 
@@ -308,6 +312,10 @@ fn api_routes(relay: Arc<Relay>) -> Router {
             "/v1/channels/{channel}/challenges/{id}/response",
             post(post_response).get(wait_response),
         )
+        .route(
+            "/v1/channels/{channel}/challenges/{id}/refusal",
+            post(refuse_answer),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_LEN))
         .with_state(relay)
 }
@@ -433,9 +441,10 @@ async fn post_challenge(
     ch.pending.insert(
         req.id.clone(),
         Pending {
-            record: PendingChallenge { expires_in, ..req },
+            record: PostChallenge { expires_in, ..req },
             expires: now + Duration::from_secs(expires_in),
             answered: false,
+            refused: None,
             response: watch::channel(None).0,
         },
     );
@@ -560,8 +569,11 @@ fn unanswered(ch: &Channel) -> Vec<PendingChallenge> {
         .values()
         .filter(|p| !p.answered && p.expires > now)
         .map(|p| PendingChallenge {
+            id: p.record.id.clone(),
             expires_in: p.expires.saturating_duration_since(now).as_secs(),
-            ..p.record.clone()
+            challenge: p.record.challenge.clone(),
+            signature: p.record.signature.clone(),
+            refused: p.refused.clone(),
         })
         .collect()
 }
@@ -629,20 +641,61 @@ async fn post_response(
     b64_field("signature", &resp.signature, Some(64))?;
     let mut inner = relay.lock()?;
     authorize(&relay, &inner, &channel, Role::Device, &token)?;
-    let Some(ch) = inner.channels.get_mut(&channel) else {
-        return Err(err(StatusCode::NOT_FOUND, "no such channel"));
-    };
-    let pending = ch
-        .pending
-        .get_mut(&id)
-        .filter(|p| p.expires > Instant::now())
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))?;
+    let (changes, pending) = live_challenge(&mut inner, &channel, &id)?;
     if pending.answered {
         return Err(err(StatusCode::CONFLICT, "challenge already answered"));
     }
     pending.answered = true;
+    pending.refused = None;
     pending.response.send_replace(Some(resp));
-    ch.changes.send_modify(|n| *n += 1);
+    changes.send_modify(|n| *n += 1);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A challenge that has not expired, with its channel.
+fn live_challenge<'a>(
+    inner: &'a mut Inner,
+    channel: &str,
+    id: &str,
+) -> ApiResult<(&'a watch::Sender<u64>, &'a mut Pending)> {
+    let ch = inner
+        .channels
+        .get_mut(channel)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such channel"))?;
+    let pending = ch
+        .pending
+        .get_mut(id)
+        .filter(|p| p.expires > Instant::now())
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))?;
+    Ok((&ch.changes, pending))
+}
+
+/// The helper refused the answer it collected: the challenge is open to
+/// answers again, and devices see why the last one was refused.
+async fn refuse_answer(
+    State(relay): State<Arc<Relay>>,
+    Path((channel, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)?;
+    let refusal: AnswerRefused = json_body(&body)?;
+    if refusal.reason.len() > MAX_REFUSAL_LEN {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("reason: at most {MAX_REFUSAL_LEN} bytes"),
+        ));
+    }
+    let mut inner = relay.lock()?;
+    authorize(&relay, &inner, &channel, Role::Helper, &token)?;
+    let (changes, pending) = live_challenge(&mut inner, &channel, &id)?;
+    if !pending.answered {
+        return Err(err(StatusCode::CONFLICT, "challenge is not answered"));
+    }
+    pending.answered = false;
+    pending.refused = Some(refusal.reason);
+    pending.response.send_replace(None);
+    changes.send_modify(|n| *n += 1);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -670,9 +723,15 @@ async fn wait_response(
     };
     match got {
         Some(r) => {
-            // Delivered: the challenge is done.
-            if let Some(ch) = relay.lock()?.channels.get_mut(&channel) {
-                ch.pending.remove(&id);
+            // Delivered. The challenge stays, answered, until the helper
+            // withdraws it (accepted) or refuses the answer (open again).
+            if let Some(p) = relay
+                .lock()?
+                .channels
+                .get_mut(&channel)
+                .and_then(|ch| ch.pending.get_mut(&id))
+            {
+                p.response.send_replace(None);
             }
             Ok(Json(r).into_response())
         }

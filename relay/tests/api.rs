@@ -219,7 +219,8 @@ async fn long_polls_wake_at_once_on_both_sides() {
     assert_eq!(status, StatusCode::OK);
     assert!(took < Duration::from_secs(5), "{took:?}");
 
-    // The enrollment was delivered once; a new device gets its own enrollment.
+    // The slot stays until the device has the host's verdict (the helper
+    // may ask again); a new device gets its own enrollment.
     let again = r
         .http
         .get(format!(
@@ -230,7 +231,7 @@ async fn long_polls_wake_at_once_on_both_sides() {
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert_eq!(again.status(), StatusCode::OK);
 
     let (result, device2) = r.enroll_device().await;
     assert_ne!(device2.channel_id, device.channel_id);
@@ -317,7 +318,8 @@ async fn long_polls_wake_at_once_on_both_sides() {
     assert_eq!(body, Some(resp.clone()));
     assert!(took < Duration::from_secs(5), "{took:?}");
 
-    // Answered and collected: no longer listed, and gone for good.
+    // Answered and collected: no longer listed, and no second answer while
+    // the helper decides (until it withdraws the challenge or refuses).
     let list: PendingList = r
         .http
         .get(format!("{}/v1/channels/{ch}/challenges", r.url))
@@ -341,7 +343,7 @@ async fn long_polls_wake_at_once_on_both_sides() {
         .await
         .unwrap()
         .status();
-    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(st, StatusCode::CONFLICT);
     // A poll with nothing to report ends at its deadline with an empty answer.
     let t = Instant::now();
     let st = r
@@ -696,19 +698,106 @@ async fn answered_challenges_do_not_block_new_ones() {
             .await
             .unwrap();
         assert_eq!(got.status(), StatusCode::OK);
-        // Collected once; then it is gone.
+        // Collected once: nothing new until the helper decides. It keeps
+        // the challenge (answered, hidden) until the helper withdraws it.
+        let url = format!("{}/v1/channels/{ch}/challenges/{id}", r.url);
         let again = r
             .http
-            .get(format!(
-                "{}/v1/channels/{ch}/challenges/{id}/response",
-                r.url
-            ))
+            .get(format!("{url}/response?wait=0"))
             .bearer_auth(htok)
             .send()
             .await
             .unwrap();
-        assert_eq!(again.status(), StatusCode::NOT_FOUND);
+        assert_eq!(again.status(), StatusCode::NO_CONTENT);
+        let gone = r.http.delete(&url).bearer_auth(htok).send().await.unwrap();
+        assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+        let after = r
+            .http
+            .get(format!("{url}/response?wait=0"))
+            .bearer_auth(htok)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(after.status(), StatusCode::NOT_FOUND);
     }
+}
+
+#[tokio::test]
+async fn a_refused_answer_opens_the_challenge_again_and_says_why() {
+    let r = start(None);
+    let (result, device) = r.enroll_device().await;
+    let (ch, htok, dtok) = (
+        &result.channel_id,
+        &result.helper_token,
+        &device.device_token,
+    );
+    let id = b64(32, 9);
+    assert_eq!(
+        r.post_challenge(ch, htok, &id, 60).await,
+        StatusCode::CREATED
+    );
+    let url = format!("{}/v1/channels/{ch}/challenges/{id}", r.url);
+    let answer = |byte: u8| ChallengeResponse {
+        response: b64(120, byte),
+        signature: b64(64, byte),
+    };
+    let post = |byte: u8| {
+        r.http
+            .post(format!("{url}/response"))
+            .bearer_auth(dtok)
+            .json(&answer(byte))
+            .send()
+    };
+    let collect = || {
+        r.http
+            .get(format!("{url}/response?wait=0"))
+            .bearer_auth(htok)
+            .send()
+    };
+    let refuse = |token: &str| {
+        r.http
+            .post(format!("{url}/refusal"))
+            .bearer_auth(token)
+            .json(&AnswerRefused {
+                reason: "signature does not verify".into(),
+            })
+            .send()
+    };
+    // Refusing before any answer: nothing to refuse.
+    assert_eq!(refuse(htok).await.unwrap().status(), StatusCode::CONFLICT);
+    assert_eq!(post(1).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(post(2).await.unwrap().status(), StatusCode::CONFLICT);
+    let first: ChallengeResponse = collect().await.unwrap().json().await.unwrap();
+    assert_eq!(first, answer(1));
+    // Hidden from devices while the helper decides.
+    let list = |etag: Option<String>| {
+        let mut req = r
+            .http
+            .get(format!("{}/v1/channels/{ch}/challenges?wait=0", r.url))
+            .bearer_auth(dtok);
+        if let Some(t) = etag {
+            req = req.header("if-none-match", t);
+        }
+        req.send()
+    };
+    let hidden: PendingList = list(None).await.unwrap().json().await.unwrap();
+    assert!(hidden.challenges.is_empty());
+    // Only the helper may refuse.
+    assert_eq!(
+        refuse(dtok).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(refuse(htok).await.unwrap().status(), StatusCode::NO_CONTENT);
+    let open: PendingList = list(None).await.unwrap().json().await.unwrap();
+    assert_eq!(open.challenges.len(), 1);
+    assert_eq!(
+        open.challenges[0].refused.as_deref(),
+        Some("signature does not verify")
+    );
+    // The real device answers; the helper collects that one, not the old one.
+    assert_eq!(post(3).await.unwrap().status(), StatusCode::NO_CONTENT);
+    let second: ChallengeResponse = collect().await.unwrap().json().await.unwrap();
+    assert_eq!(second, answer(3));
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ type Captured = std::rc::Rc<std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>>>;
 
 /// What a relay knows about a user's device: its channel id (from the
 /// helper's state) and the device token (from the phone's store).
+#[derive(Clone)]
 struct Tokens {
     channel: String,
     device_token: String,
@@ -606,4 +607,85 @@ fn a_device_is_enrolled_only_when_the_host_says_so_with_its_key() {
     assert!(outcome.accepted && signed_by_host && outcome.message.is_empty());
     run.finish("a valid registration");
     assert!(e.status("alice").enrolled);
+}
+
+/// As a device: waits (up to 5 s) until challenge `id` is offered again
+/// with the host's reason for refusing the last answer.
+fn refusal_shown(url: &str, t: &Tokens, id: &str) -> String {
+    rt().block_on(async {
+        for _ in 0..50 {
+            let list: PendingList = reqwest::Client::new()
+                .get(format!("{url}/v1/channels/{}/challenges?wait=0", t.channel))
+                .bearer_auth(&t.device_token)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if let Some(reason) = list
+                .challenges
+                .into_iter()
+                .find(|p| p.id == id)
+                .and_then(|p| p.refused)
+            {
+                return reason;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("challenge {id} was not offered again with a refusal")
+    })
+}
+
+#[test]
+fn a_refused_answer_leaves_the_request_open_for_the_real_phone() {
+    let (relay, e, phone, _codes) = setup();
+    let t = tokens(&e, &phone, "alice");
+    let url = relay.url.clone();
+    let real_phone = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let started = real_phone.clone();
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(move |text| {
+            // Someone with the device token answers first, with a key that is not enrolled.
+            let (id, c) = pending_challenge(&url, &t);
+            let mallory = key();
+            let number = number_in(text);
+            let bogus = Approval::answer(
+                &c,
+                Decision::Approve,
+                Some(number),
+                signed::device_id(mallory.public_key().as_ref()),
+            )
+            .encode();
+            let sig = mallory
+                .sign(&SystemRandom::new(), &bogus)
+                .unwrap_or_else(|_| panic!("sign"));
+            inject(&url, &t, &id, &bogus, sig.as_ref());
+            // While the prompt waits: the host refuses it, the relay offers
+            // the request again saying why, and the real phone answers it.
+            let (url, t, phone) = (url.clone(), t.clone(), phone.clone());
+            *started.borrow_mut() = Some(std::thread::spawn(move || {
+                let reason = refusal_shown(&url, &t, &id);
+                phone.approve(number);
+                reason
+            }));
+        })
+        .run();
+    let reason = real_phone
+        .borrow_mut()
+        .take()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| panic!("the real phone's thread panicked"))
+        })
+        .unwrap_or_default();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert!(
+        !seen.iter().any(|l| l.contains("No answer")),
+        "decided by push, not after the TTL: {seen:?}"
+    );
+    assert!(reason.contains("not enrolled"), "{reason}");
+    e.wait_for_log("push answer REJECTED user=alice");
+    e.wait_for_log("outcome=success (method=push");
 }

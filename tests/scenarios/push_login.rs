@@ -70,8 +70,9 @@ fn approval_on_one_phone_withdraws_the_request_from_the_other() {
         .answer(phone_then_enter(&phone, Decision::Approve, 0))
         .run();
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
-    // Only the tablet's channel still held it: one withdrawal, not two.
-    e.wait_for_log("push request withdrawn user=alice devices=1 failed=0");
+    // Taken back from both: the tablet's open request, and the answered one
+    // the relay keeps until the helper has decided.
+    e.wait_for_log("push request withdrawn user=alice devices=2 failed=0");
     assert!(tablet.pending().is_empty());
 }
 
@@ -186,14 +187,26 @@ fn a_recovery_code_typed_at_the_push_prompt_works_and_withdraws_the_push() {
 fn relay_down_secure_asks_for_a_code_safe_lets_in_loudly() {
     let (mut relay, e, _phone, codes) = setup("");
     relay.stop();
+    // The number is shown at once (the relay's state must not show in the
+    // prompt's timing); a code typed there logs in.
     let (code, seen) = e
         .pam(SVC, "alice")
         .rhost("203.0.113.7")
         .answer(codes[0].as_str())
         .run();
     assert_eq!(code, rc::SUCCESS);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("prompt:Approve on your phone with number"));
+    // Enter at that prompt: then the user learns the phone is out of reach.
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer("")
+        .answer(codes[1].as_str())
+        .run();
+    assert_eq!(code, rc::SUCCESS);
     assert_eq!(
-        seen,
+        &seen[1..],
         [
             "error:Your phone cannot be reached right now.",
             "prompt:Recovery code: "
@@ -202,9 +215,9 @@ fn relay_down_secure_asks_for_a_code_safe_lets_in_loudly() {
 
     let (mut relay, e, _phone, _) = setup("[policy]\nfailmode = \"safe\"\n");
     relay.stop();
-    let (code, seen) = e.pam(SVC, "alice").rhost("203.0.113.7").run();
+    let (code, seen) = e.pam(SVC, "alice").rhost("203.0.113.7").answer("").run();
     assert_eq!(code, rc::SUCCESS);
-    assert!(seen.is_empty(), "{seen:?}");
+    assert_eq!(seen.len(), 1, "only the number prompt: {seen:?}");
     e.wait_for_log("FAILMODE SAFE: push could not be delivered");
 }
 

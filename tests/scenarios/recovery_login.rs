@@ -220,3 +220,37 @@ fn pamtester_login_succeeds_then_reuse_fails() {
     );
     assert!(stderr.contains("maximum number of retries"), "{stderr}");
 }
+
+/// The helper's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_idle_helper_gives_the_hashing_memory_back() {
+    // The default cost: 19 MiB of Argon2 memory per hash.
+    let e = env_with("[recovery]\nargon2_memory_kib = 19456\nargon2_iterations = 2\n");
+    let codes = e.generate("alice");
+    let pid = e.helper_pid();
+    let fresh = rss_kib(pid);
+    for code in [codes[0].as_str(), "0000-0000-0000-0000"] {
+        e.pam(SVC, "alice").answer(code).run();
+    }
+    // The verdict is sent before the last buffer is released: allow a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut idle = rss_kib(pid);
+    while idle > 15 * 1024 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        idle = rss_kib(pid);
+    }
+    println!("helper RSS: fresh {fresh} KiB, idle after two codes {idle} KiB");
+    assert!(
+        idle <= 15 * 1024,
+        "idle helper keeps {idle} KiB after hashing (fresh: {fresh} KiB)"
+    );
+}

@@ -73,6 +73,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// A software authenticator's store for one test.
+#[derive(Clone)]
 pub struct Phone {
     pub dir: PathBuf,
 }

@@ -215,7 +215,16 @@ async function showRequests(account, items) {
   for (const item of items) {
     const key = `${account.id}/${item.id}`;
     seen.add(key);
-    if (cards.has(key)) continue;
+    const refused = item.refused ? `The computer refused the last answer (${sanitize(String(item.refused))}). Answer again if this is you.` : null;
+    const existing = cards.get(key);
+    if (existing) {
+      // Offered again after the host refused an answer: open the card again.
+      if (refused && existing.status !== "open" && existing.status !== "sending") {
+        existing.typed = "";
+        existing.setStatus("open", refused);
+      }
+      continue;
+    }
     let request;
     try {
       request = await device.checkRequest(account, item);
@@ -225,6 +234,7 @@ async function showRequests(account, items) {
       continue;
     }
     const card = new RequestCard(request, { onAnswer });
+    if (refused) card.setStatus("open", refused);
     cards.set(key, card);
     // Newest first: the one the user is looking at the computer for.
     requestsSection?.querySelector(".empty")?.after(card.el);

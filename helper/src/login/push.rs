@@ -5,12 +5,11 @@
 use super::conversation::{Conversation, End};
 use crate::peer;
 use crate::push::challenge::{self, Issued, field};
-use crate::push::delivery::{Undelivered, Waited, Withdraw, await_answer, post_everywhere};
+use crate::push::delivery::{Answer, Undelivered, Waited, Withdraw, await_answer, post_everywhere};
 use crate::push_book::Blocked;
 use crate::user_state;
 use pushmfa_config::{FailMode, PushMode};
 use pushmfa_protocol::ipc::Outcome;
-use pushmfa_protocol::relay_api::ChallengeResponse;
 use pushmfa_protocol::signed::{Context, Decision};
 use pushmfa_state::{Device, UserState};
 use std::time::{Duration, Instant};
@@ -169,21 +168,35 @@ pub(super) async fn push_step(
         };
         let (tx, rx) = mpsc::channel(16);
         let mut pollers = JoinSet::new();
-        if !decoy {
-            match post_everywhere(conv.ctx, &issued, devices, &tx, &mut pollers).await {
-                Ok(()) => {}
-                Err(e) => return undelivered(conv, e).await,
-            }
-        }
-        drop(tx);
+        // Taken back on every exit (client gone, code typed, decided).
         let mut withdraw = Withdraw::new(conv.ctx, &issued, devices, decoy);
-        let waited = show_and_wait(conv, mode, &mut issued, devices, rx).await?;
+        // The number is the helper's, not the relay's: it is shown while
+        // the posts are in flight, so how soon the prompt appears says
+        // nothing about whether the user has a device (decoys post
+        // nothing), and logins start a relay round trip sooner.
+        let ctx = conv.ctx;
+        let posting = async {
+            if decoy {
+                Ok(())
+            } else {
+                post_everywhere(ctx, &issued, devices, &tx, &mut pollers).await
+            }
+        };
+        let (shown, posted) = tokio::join!(show(conv, mode, &issued), posting);
+        drop(tx);
+        let waited = match (shown?, posted) {
+            (Some(typed), _) => Waited::Typed(typed),
+            (None, Err(e)) => {
+                pollers.abort_all();
+                return undelivered(conv, e).await;
+            }
+            (None, Ok(())) => wait(conv, &mut issued, devices, rx).await?,
+        };
         pollers.abort_all();
-        match &waited {
-            // Expired at the relay too: nothing to take back.
-            Waited::TimedOut => withdraw.disarm(),
-            Waited::Accepted(_, device) => withdraw.answered_by(device),
-            Waited::WrongNumber(_) | Waited::Typed(_) => {}
+        // Expired at the relay too: nothing to take back. Otherwise the
+        // relay keeps the challenge (answered or not) until it is withdrawn.
+        if matches!(waited, Waited::TimedOut) {
+            withdraw.disarm();
         }
         match waited {
             Waited::Accepted(Decision::Approve, device) => {
@@ -231,14 +244,13 @@ fn issue(conv: &Conversation<'_>, ttl: u32) -> Result<Issued, String> {
     )
 }
 
-/// Shows the number (before any waiting) and waits for a decision.
-async fn show_and_wait(
+/// Shows the number; in prompt mode returns what the user typed if it was
+/// not just Enter (a recovery code).
+async fn show(
     conv: &mut Conversation<'_>,
     mode: PushMode,
-    issued: &mut Issued,
-    devices: &[Device],
-    mut rx: mpsc::Receiver<ChallengeResponse>,
-) -> Result<Waited, End> {
+    issued: &Issued,
+) -> Result<Option<Zeroizing<String>>, End> {
     let ttl = issued
         .deadline
         .saturating_duration_since(Instant::now())
@@ -247,15 +259,23 @@ async fn show_and_wait(
         PushMode::Prompt => {
             let text = render(&conv.ctx.cfg.push.prompt_text, issued, ttl);
             let answer = conv.ask_then_wait(&text, false, ttl).await?;
-            if !answer.trim().is_empty() {
-                return Ok(Waited::Typed(answer));
-            }
+            Ok((!answer.trim().is_empty()).then_some(answer))
         }
         PushMode::Wait => {
             let text = render(&conv.ctx.cfg.push.info_text, issued, ttl);
             conv.say_info(&text, ttl).await?;
+            Ok(None)
         }
     }
+}
+
+/// Waits for a decision from the phone.
+async fn wait(
+    conv: &mut Conversation<'_>,
+    issued: &mut Issued,
+    devices: &[Device],
+    mut rx: mpsc::Receiver<Answer>,
+) -> Result<Waited, End> {
     // While the phone decides, the client only waits: if it goes away (a
     // Ctrl-C on ssh, a killed sudo), the login ends now, so the request is
     // withdrawn and the user's push slot freed at once, not at the TTL.

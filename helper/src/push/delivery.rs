@@ -9,6 +9,13 @@ use crate::relay_client::RelayClient;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::relay_api::{ChallengeResponse, PostChallenge};
+
+/// An answer collected from one device's channel.
+pub struct Answer {
+    pub response: ChallengeResponse,
+    channel: String,
+    token: String,
+}
 use pushmfa_protocol::signed::Decision;
 use pushmfa_state::Device;
 use std::sync::Arc;
@@ -41,7 +48,7 @@ pub async fn post_everywhere(
     ctx: &Ctx,
     issued: &Issued,
     devices: &[Device],
-    tx: &mpsc::Sender<ChallengeResponse>,
+    tx: &mpsc::Sender<Answer>,
     pollers: &mut JoinSet<()>,
 ) -> Result<(), Undelivered> {
     let Some(relay) = ctx.relay.clone() else {
@@ -84,7 +91,9 @@ pub async fn post_everywhere(
                 let (relay, tx, id, deadline) =
                     (relay.clone(), tx.clone(), body.id.clone(), issued.deadline);
                 pollers.spawn(async move {
-                    // Long-poll until an answer or the deadline; one answer per channel.
+                    // Long-poll until the deadline. After a refused answer
+                    // the relay opens the challenge again, so the real
+                    // device can still answer on this channel.
                     loop {
                         let left = deadline.saturating_duration_since(Instant::now());
                         if left.is_zero() {
@@ -97,9 +106,15 @@ pub async fn post_everywhere(
                             .wait_response(&d.channel_id, &d.channel_token, &id, wait)
                             .await
                         {
-                            Ok(Some(r)) => {
-                                let _ = tx.send(r).await;
-                                return;
+                            Ok(Some(response)) => {
+                                let answer = Answer {
+                                    response,
+                                    channel: d.channel_id.clone(),
+                                    token: d.channel_token.clone(),
+                                };
+                                if tx.send(answer).await.is_err() {
+                                    return;
+                                }
                             }
                             Ok(None) => continue,
                             Err(_) => {
@@ -164,12 +179,6 @@ impl Withdraw {
     pub fn disarm(&mut self) {
         self.relay = None;
     }
-
-    /// The relay forgot the challenge on that device's channel when it
-    /// delivered the answer: nothing to take back there.
-    pub fn answered_by(&mut self, device: &str) {
-        self.channels.retain(|(name, _, _)| name != device);
-    }
 }
 
 impl Drop for Withdraw {
@@ -208,7 +217,7 @@ pub async fn await_answer(
     ctx: &Ctx,
     issued: &mut Issued,
     devices: &[Device],
-    rx: &mut mpsc::Receiver<ChallengeResponse>,
+    rx: &mut mpsc::Receiver<Answer>,
     user: &str,
     service: &str,
 ) -> Waited {
@@ -223,9 +232,12 @@ pub async fn await_answer(
             }
             Err(_) => return Waited::TimedOut,
         };
-        let (Ok(response), Ok(signature)) = (B64.decode(&msg.response), B64.decode(&msg.signature))
-        else {
+        let (Ok(response), Ok(signature)) = (
+            B64.decode(&msg.response.response),
+            B64.decode(&msg.response.signature),
+        ) else {
             ctx.log.warning("push answer rejected: not base64");
+            reopen(ctx, issued, &msg, "the answer is not base64url").await;
             continue;
         };
         match check_answer(issued, devices, &response, &signature, Instant::now()) {
@@ -240,7 +252,26 @@ pub async fn await_answer(
                     service,
                     why.as_str()
                 ));
+                reopen(ctx, issued, &msg, why.as_str()).await;
             }
         }
+    }
+}
+
+/// Tells the relay the answer on that channel was refused: the challenge
+/// opens again there (a bogus answer must not use up the real device's
+/// chance) and the device is shown why.
+async fn reopen(ctx: &Ctx, issued: &Issued, answer: &Answer, why: &str) {
+    let Some(relay) = ctx.relay.as_ref() else {
+        return;
+    };
+    let id = B64.encode(issued.challenge.id);
+    if let Err(e) = relay
+        .refuse_answer(&answer.channel, &answer.token, &id, why)
+        .await
+    {
+        ctx.log.warning(&format!(
+            "could not reopen the push request after a refused answer: {e}"
+        ));
     }
 }
