@@ -5,6 +5,7 @@
 use crate::codes::{self, Scratch};
 use crate::conn::Conn;
 use crate::ctx::Ctx;
+use crate::log::Q;
 use crate::peer::Peer;
 use crate::push::challenge::{field, issue};
 use crate::push::delivery::{Waited, await_answer, post_everywhere};
@@ -34,7 +35,8 @@ pub async fn require_proof(
     };
     if let Err(msg) = &verdict {
         ctx.log.warning(&format!(
-            "refused change for user={user} by_uid={}: {msg}",
+            "refused change for user={} by_uid={}: {msg}",
+            Q(user.as_str()),
             peer.uid
         ));
     }
@@ -127,13 +129,17 @@ async fn prove_on_device(
     match waited {
         Waited::Accepted(Decision::Approve, device) => {
             ctx.log.info(&format!(
-                "user={user} approved \"{action}\" on device={device}"
+                "user={} approved \"{action}\" on device={}",
+                Q(user.as_str()),
+                Q(&device)
             ));
             Ok(())
         }
         Waited::Accepted(Decision::Fraud, device) => {
             ctx.log.error(&format!(
-                "FRAUD REPORTED user={user} for \"{action}\" on device={device}"
+                "FRAUD REPORTED user={} for \"{action}\" on device={}",
+                Q(user.as_str()),
+                Q(&device)
             ));
             Err("reported as not you on your device".into())
         }

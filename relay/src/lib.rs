@@ -316,8 +316,41 @@ fn api_routes(relay: Arc<Relay>) -> Router {
             "/v1/channels/{channel}/challenges/{id}/refusal",
             post(refuse_answer),
         )
+        .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_LEN))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(relay)
+}
+
+/// Every error answer is `{"error": ...}`, including the ones axum makes
+/// itself (a malformed query, a body over the limit, a wrong method), so a
+/// device has one shape to read.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let mut out = err(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 fn bearer(headers: &HeaderMap) -> ApiResult<String> {

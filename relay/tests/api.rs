@@ -1086,3 +1086,45 @@ async fn web_push_subscriptions_go_only_to_push_services() {
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn every_error_answer_is_a_json_error_body() {
+    let r = start(None);
+    let big = "a".repeat(20 * 1024);
+    let cases = [
+        (
+            r.http
+                .get(format!("{}/v1/channels/x/challenges?wait=abc", r.url))
+                .bearer_auth("t"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r.http
+                .post(format!("{}/v1/enrollments", r.url))
+                .header("content-type", "application/json")
+                .body(big),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            r.http.get(format!("{}/v1/no-such-thing", r.url)),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            r.http.patch(format!("{}/v1/enrollments", r.url)),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            r.http.post(format!("{}/v1/enrollments", r.url)).body("{"),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (req, status) in cases {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), status);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
+}

@@ -53,7 +53,7 @@ fn non_root_caller_can_authenticate_itself() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let log = e.wait_for_log("outcome=success");
-    assert!(log.contains(&format!("login user={user}")), "{log}");
+    assert!(log.contains(&format!("login user=\"{user}\"")), "{log}");
 }
 
 #[test]
@@ -161,4 +161,84 @@ fn one_user_cannot_take_every_helper_slot() {
         let _ = p.kill();
         let _ = p.wait();
     }
+}
+
+#[test]
+fn a_connect_close_flood_from_one_user_cannot_flood_the_log() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run clients as another user");
+        return;
+    }
+    let mut e = TestEnv::new("[log]\nlevel = \"debug\"\n");
+    e.start_helper();
+    // The socket address is built before fork: the child only makes
+    // async-signal-safe calls (setuid, socket, connect, close).
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let path = e.socket.as_os_str().as_encoded_bytes();
+    assert!(path.len() < addr.sun_path.len());
+    for (dst, src) in addr.sun_path.iter_mut().zip(path) {
+        *dst = *src as libc::c_char;
+    }
+    const FLOOD: usize = 2000;
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        unsafe {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                libc::_exit(2);
+            }
+            for _ in 0..FLOOD {
+                let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+                libc::connect(
+                    fd,
+                    (&raw const addr).cast(),
+                    std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+                );
+                libc::close(fd);
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(status, 0, "flooding child failed");
+    // The held-back lines are summarised every few seconds: wait until
+    // every connection is accounted for, written or counted.
+    let count = |log: &str| {
+        let written = log.matches("uid 65534: bad first frame").count();
+        let suppressed: usize = log
+            .lines()
+            .filter_map(|l| l.split("uid 65534: ").nth(1))
+            .filter_map(|l| l.strip_suffix(" similar lines suppressed (bad first frame)"))
+            .filter_map(|n| n.parse::<usize>().ok())
+            .sum();
+        (written, suppressed)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (written, suppressed) = loop {
+        let (w, s) = count(&e.helper_log());
+        if w + s >= FLOOD || std::time::Instant::now() > deadline {
+            break (w, s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    println!("flood of {FLOOD}: {written} lines written, {suppressed} counted in summaries");
+    assert_eq!(
+        written + suppressed,
+        FLOOD,
+        "every connection is written or counted"
+    );
+    assert!(
+        written <= 40,
+        "{written} warning lines for one user's flood"
+    );
+    // Root's logins are still logged as usual.
+    let codes = e.generate("root");
+    e.service(SVC, "");
+    assert_eq!(
+        e.pam(SVC, "root").answer(codes[0].as_str()).run().0,
+        rc::SUCCESS
+    );
+    e.wait_for_log("outcome=success");
 }

@@ -61,26 +61,38 @@ fn key() -> EcdsaKeyPair {
         .unwrap_or_else(|_| panic!("key"))
 }
 
-/// As the relay: the pending challenge on alice's channel.
+/// As a device: the pending list on alice's channel (long-polls `wait` s).
+async fn pending_list(url: &str, t: &Tokens, wait: u32) -> PendingList {
+    reqwest::Client::new()
+        .get(format!(
+            "{url}/v1/channels/{}/challenges?wait={wait}",
+            t.channel
+        ))
+        .bearer_auth(&t.device_token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As the relay: the pending challenge on alice's channel. The number is
+/// shown while the challenge is still on its way, and the list may wake
+/// for another change first: look until it is there (5 s at most).
 fn pending_challenge(url: &str, t: &Tokens) -> (String, Challenge) {
     rt().block_on(async {
-        let list: PendingList = reqwest::Client::new()
-            .get(format!("{url}/v1/channels/{}/challenges?wait=5", t.channel))
-            .bearer_auth(&t.device_token)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let p = list
-            .challenges
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| panic!("no challenge"));
-        let c = Challenge::decode(&B64.decode(&p.challenge).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
-        (p.id, c)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            let list = pending_list(url, t, 5).await;
+            if let Some(p) = list.challenges.into_iter().next() {
+                let c = Challenge::decode(&B64.decode(&p.challenge).unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                return (p.id, c);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no challenge within 5 s")
     })
 }
 
@@ -162,7 +174,7 @@ fn forged_signature_and_unenrolled_key_are_rejected() {
             .unwrap_or_else(|_| panic!("sign"));
         inject(&url, &t, &id, &bytes, sig.as_ref());
     });
-    e.wait_for_log("push answer REJECTED user=alice service=pushmfa-test: answer from a device that is not enrolled");
+    e.wait_for_log("push answer REJECTED user=\"alice\" service=\"pushmfa-test\": answer from a device that is not enrolled");
 }
 
 #[test]
@@ -332,7 +344,7 @@ fn a_key_injected_at_enrollment_is_refused() {
         stderr.contains("bad MAC") && stderr.contains("nothing was enrolled"),
         "{stderr}"
     );
-    e.wait_for_log("ENROLLMENT REJECTED user=alice");
+    e.wait_for_log("ENROLLMENT REJECTED user=\"alice\"");
     assert!(!e.status("alice").enrolled);
 }
 
@@ -588,7 +600,7 @@ fn a_key_that_is_not_a_curve_point_is_refused_and_the_device_is_told() {
         "{out}"
     );
     e.wait_for_log(
-        "ENROLLMENT REJECTED user=alice: the device's public key is not a point on P-256",
+        "ENROLLMENT REJECTED user=\"alice\": the device's public key is not a point on P-256",
     );
     assert!(!e.status("alice").enrolled);
 }
@@ -614,15 +626,7 @@ fn a_device_is_enrolled_only_when_the_host_says_so_with_its_key() {
 fn refusal_shown(url: &str, t: &Tokens, id: &str) -> String {
     rt().block_on(async {
         for _ in 0..50 {
-            let list: PendingList = reqwest::Client::new()
-                .get(format!("{url}/v1/channels/{}/challenges?wait=0", t.channel))
-                .bearer_auth(&t.device_token)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{e}"))
-                .json()
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let list = pending_list(url, t, 0).await;
             if let Some(reason) = list
                 .challenges
                 .into_iter()
@@ -686,6 +690,6 @@ fn a_refused_answer_leaves_the_request_open_for_the_real_phone() {
         "decided by push, not after the TTL: {seen:?}"
     );
     assert!(reason.contains("not enrolled"), "{reason}");
-    e.wait_for_log("push answer REJECTED user=alice");
+    e.wait_for_log("push answer REJECTED user=\"alice\"");
     e.wait_for_log("outcome=success (method=push");
 }

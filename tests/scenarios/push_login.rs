@@ -56,7 +56,7 @@ fn approve_in_prompt_mode_shows_the_number_first() {
     );
     assert!(seen[0].contains("or type a recovery code"), "{seen:?}");
     let log = e.wait_for_log("outcome=success");
-    assert!(log.contains("method=push device=phone-phone"), "{log}");
+    assert!(log.contains("method=push device=\"phone-phone\""), "{log}");
 }
 
 #[test]
@@ -72,7 +72,7 @@ fn approval_on_one_phone_withdraws_the_request_from_the_other() {
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
     // Taken back from both: the tablet's open request, and the answered one
     // the relay keeps until the helper has decided.
-    e.wait_for_log("push request withdrawn user=alice devices=2 failed=0");
+    e.wait_for_log("push request withdrawn user=\"alice\" devices=2 failed=0");
     assert!(tablet.pending().is_empty());
 }
 
@@ -132,7 +132,7 @@ fn fraud_fails_and_mutes_further_pushes_but_codes_still_work() {
             .is_some_and(|l| l.contains("Reported as not you")),
         "{seen:?}"
     );
-    e.wait_for_log("FRAUD REPORTED user=alice");
+    e.wait_for_log("FRAUD REPORTED user=\"alice\"");
     // Next login: no push, straight to the recovery code, which works.
     let (code, seen) = e
         .pam(SVC, "alice")
@@ -179,7 +179,7 @@ fn a_recovery_code_typed_at_the_push_prompt_works_and_withdraws_the_push() {
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
     assert_eq!(seen.len(), 1);
     // The phone no longer offers the request nobody waits for.
-    e.wait_for_log("push request withdrawn user=alice devices=1 failed=0");
+    e.wait_for_log("push request withdrawn user=\"alice\" devices=1 failed=0");
     assert!(phone.pending().is_empty());
 }
 
@@ -318,7 +318,7 @@ fn fifty_concurrent_push_logins_without_cross_talk() {
     // The helper logs before it answers, but its log reaches the test
     // through a reader thread: wait for each line rather than race it.
     for (user, _) in &users {
-        e.wait_for_log(&format!("login user={user} service={SVC}"));
+        e.wait_for_log(&format!("login user=\"{user}\" service=\"{SVC}\""));
     }
 }
 
@@ -417,7 +417,7 @@ fn changing_factors_needs_a_phone_approval_or_a_recovery_code() {
         10,
         "{stdout}"
     );
-    e.wait_for_log("user=nobody approved \"replace recovery codes\"");
+    e.wait_for_log("user=\"nobody\" approved \"replace recovery codes\"");
 
     // The phone denies a device removal: refused, nothing removed.
     let dir = phone.store_path().to_owned();
@@ -545,7 +545,7 @@ fn a_killed_login_frees_the_push_slot_and_withdraws_its_request() {
         .unwrap_or_else(|err| panic!("{err}"));
     drop(s);
     e.wait_for_log("client went away while waiting for the phone");
-    e.wait_for_log("push request withdrawn user=alice devices=1 failed=0");
+    e.wait_for_log("push request withdrawn user=\"alice\" devices=1 failed=0");
     // A retry at once gets a push, and the phone shows only that one.
     let dir = phone.store_path().to_owned();
     let offered = Rc::new(RefCell::new(Vec::new()));

@@ -33,7 +33,7 @@ fn code_is_accepted_once_and_never_logged() {
     assert_eq!(seen, [PROMPT]);
     let log = e.wait_for_log("outcome=success");
     assert!(
-        log.contains("login user=alice service=pushmfa-test rhost=192.0.2.7 tty=pts/3 ruser=bob"),
+        log.contains("login user=\"alice\" service=\"pushmfa-test\" rhost=\"192.0.2.7\" tty=\"pts/3\" ruser=\"bob\""),
         "{log}"
     );
     assert!(log.contains("codes_left=9"), "{log}");
@@ -209,7 +209,7 @@ fn pamtester_login_succeeds_then_reuse_fails() {
     );
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("successfully authenticated"), "{stdout}");
-    e.wait_for_log("rhost=198.51.100.4 tty=pts/9");
+    e.wait_for_log("rhost=\"198.51.100.4\" tty=\"pts/9\"");
 
     let out = e.pamtester(SVC, "alice", &format!("{0}\n{0}\n{0}\n", codes[0]), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -253,4 +253,70 @@ fn an_idle_helper_gives_the_hashing_memory_back() {
         idle <= 15 * 1024,
         "idle helper keeps {idle} KiB after hashing (fresh: {fresh} KiB)"
     );
+}
+
+/// `key=value` fields of a log line outside double quotes (a quoted value
+/// may contain `\"` and `\\`), in order.
+fn fields(line: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    let mut word = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                // A quoted value: skip to its closing quote.
+                let mut value = String::new();
+                while let Some(q) = chars.next() {
+                    match q {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        q => value.push(q),
+                    }
+                }
+                if let Some(key) = word.strip_suffix('=') {
+                    out.push((key.to_owned(), value));
+                }
+                word.clear();
+            }
+            ' ' => {
+                if let Some((k, v)) = word.split_once('=') {
+                    out.push((k.to_owned(), v.to_owned()));
+                }
+                word.clear();
+            }
+            c => word.push(c),
+        }
+    }
+    if let Some((k, v)) = word.split_once('=') {
+        out.push((k.to_owned(), v.to_owned()));
+    }
+    out
+}
+
+#[test]
+fn values_a_caller_controls_cannot_forge_the_decision_line() {
+    let e = env();
+    let forged_user = "mallory outcome=success (method=push)";
+    let forged_rhost = r#"x" outcome=success y="\"#;
+    let (code, _) = e
+        .pam(SVC, forged_user)
+        .rhost(forged_rhost)
+        .tty("pts/1 outcome=success")
+        .answer("0000-0000-0000-0000")
+        .answer("0000-0000-0000-0000")
+        .answer("0000-0000-0000-0000")
+        .run();
+    assert_ne!(code, rc::SUCCESS);
+    let log = e.wait_for_log("outcome=maxtries");
+    let line = log
+        .lines()
+        .find(|l| l.contains("login user="))
+        .unwrap_or_else(|| panic!("no decision line:\n{log}"));
+    let f = fields(line);
+    let outcomes: Vec<_> = f.iter().filter(|(k, _)| k == "outcome").collect();
+    assert_eq!(outcomes.len(), 1, "{line}");
+    assert_eq!(outcomes[0].1, "maxtries", "{line}");
+    let get = |k: &str| f.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("user"), Some(forged_user), "{line}");
+    assert_eq!(get("rhost"), Some(forged_rhost), "{line}");
 }

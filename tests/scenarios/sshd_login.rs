@@ -117,7 +117,7 @@ fn ssh_logins_through_a_real_sshd() {
         r.prompts
     );
     e.wait_for_log(&format!(
-        "login user={} service=sshd rhost=127.0.0.1",
+        "login user=\"{}\" service=\"sshd\" rhost=\"127.0.0.1\"",
         user.name
     ));
     doc.push_str(&transcript(

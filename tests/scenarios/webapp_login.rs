@@ -132,7 +132,7 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
         10,
         "first enrollment shows recovery codes:\n{out}"
     );
-    e.wait_for_log("device enrolled user=alice device=Alice's phone");
+    e.wait_for_log("device enrolled user=\"alice\" device=\"Alice's phone\"");
     screen(&mut phone.borrow_mut(), "01-enrolled").unwrap_or_else(|e| panic!("{e}"));
 
     // The key is non-extractable and survives a reload.
@@ -170,7 +170,7 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
     assert_eq!(done["status"], "approved", "{done}");
     assert!(
         e.wait_for_log("outcome=success")
-            .contains("method=push device=Alice's phone")
+            .contains("method=push device=\"Alice's phone\"")
     );
     screen(&mut phone.borrow_mut(), "03-approved").unwrap_or_else(|e| panic!("{e}"));
 
@@ -185,7 +185,7 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
         (code, done["status"].as_str()),
         (rc::AUTH_ERR, Some("denied"))
     );
-    e.wait_for_log("outcome=denied (denied on device=Alice's phone)");
+    e.wait_for_log("outcome=denied (denied on device=\"Alice's phone\")");
 
     // "Not me": denied, reported, and further pushes are paused.
     let (code, _, done) = login(&e, &phone, 0, "Not me", Some("04-not-me"));
@@ -193,7 +193,7 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
         (code, done["status"].as_str()),
         (rc::AUTH_ERR, Some("reported"))
     );
-    e.wait_for_log("FRAUD REPORTED user=alice");
+    e.wait_for_log("FRAUD REPORTED user=\"alice\"");
     // ... and the next login pushes nothing: it goes straight to the code.
     let (code, seen) = e
         .pam(SVC, "alice")

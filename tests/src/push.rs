@@ -108,12 +108,22 @@ impl Phone {
     pub fn decide(&self, decision: Decision, number: Option<u8>) {
         let store = self.store();
         rt().block_on(async {
-            let (reqs, bad) = pending(&store, Duration::from_secs(5))
-                .await
-                .unwrap_or_else(|e| panic!("pending: {e}"));
-            assert!(bad.is_empty(), "{bad:?}");
-            let req = reqs.first().unwrap_or_else(|| panic!("no pending request"));
-            answer(req, decision, number)
+            // The number is shown while the request is still on its way,
+            // and a poll may wake for another change first: look again.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let req = loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let (reqs, bad) = pending(&store, left)
+                    .await
+                    .unwrap_or_else(|e| panic!("pending: {e}"));
+                assert!(bad.is_empty(), "{bad:?}");
+                match reqs.into_iter().next() {
+                    Some(r) => break r,
+                    None if left.is_zero() => panic!("no pending request"),
+                    None => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            };
+            answer(&req, decision, number)
                 .await
                 .unwrap_or_else(|e| panic!("answer: {e}"));
         });

@@ -105,10 +105,16 @@ function showEnroll(link) {
   app.focus();
 }
 
+/** Bumped by every showHome: a render whose read finished after a newer
+ *  one started must not paint an older account list over it. */
+let homeRenders = 0;
+
 async function showHome(notice, isError = false) {
+  const render = ++homeRenders;
   let accounts;
   try {
     accounts = await db.accounts.all();
+    if (render !== homeRenders) return;
   } catch {
     app.replaceChildren(h("p", { class: "error" }, "This browser does not let the app store its keys (private mode?)."));
     return;

@@ -208,8 +208,8 @@ export function parseEnrollLink(link) {
     if (b.length !== len) throw new Error(`the enrollment link's ${name} is malformed`);
     return b;
   };
-  return {
-    relay: get("relay").replace(/\/+$/, ""),
+  const fields = {
+    relay: get("relay"),
     enrollmentId: get("id"),
     secret: bytes("secret", 32),
     hostKey: bytes("host_key", PUBLIC_KEY_LEN),
@@ -217,4 +217,11 @@ export function parseEnrollLink(link) {
     issuer: get("issuer"),
     account: get("account"),
   };
+  // Where the phone will connect: an http(s) URL with a host and nothing a
+  // URL parser or a screen could read two ways (protocol/src/enroll.rs).
+  if (!/^https?:\/\/[^/]/.test(fields.relay) || /[\s#?\u0000-\u001f\u007f-\u009f]/.test(fields.relay)) {
+    throw new Error("the enrollment link's relay is malformed");
+  }
+  fields.relay = fields.relay.replace(/\/+$/, "");
+  return fields;
 }

@@ -101,6 +101,15 @@ test("enrollment links parse in both forms; bad ones say what is wrong", () => {
   assert.throws(() => p.parseEnrollLink(`pushmfa://enroll?${query}&x=${"a".repeat(5000)}`), /too long/);
 });
 
+test("an enrollment link whose relay is not a plain http(s) URL is refused", () => {
+  const good = "pushmfa://enroll?v=1&relay=https%3A%2F%2Fr.example&id=a&secret=" + "B".repeat(43) +
+    "&host_key=" + "B".repeat(87) + "&host=h&issuer=i&account=a";
+  assert.equal(p.parseEnrollLink(good).relay, "https://r.example");
+  for (const relay of ["ftp%3A%2F%2Fr", "https%3A%2F%2F", "https%3A%2F%2Fr%2Fapp%2F%23enroll%3Fv%3D2", "https%3A%2F%2Fa%20b", "https%3A%1F%2Fr"]) {
+    assert.throws(() => p.parseEnrollLink(good.replace("https%3A%2F%2Fr.example", relay)), /relay is malformed/, relay);
+  }
+});
+
 test("what a caller controls is cleaned before it is shown", () => {
   assert.equal(p.sanitize("a\x1b[2Jb"), "a?[2Jb");
   assert.equal(p.sanitize("evil\u202egnp.exe"), "evil?gnp.exe");

@@ -3,6 +3,7 @@
 use super::target::{admin_target, target};
 use crate::conn::Conn;
 use crate::ctx::Ctx;
+use crate::log::Q;
 use crate::peer::Peer;
 use crate::proof::require_proof;
 use crate::recovery;
@@ -39,7 +40,8 @@ pub(super) async fn generate(
     require_proof(ctx, conn, peer, &user, proof, "replace recovery codes").await?;
     let codes = generate_codes(ctx, &user).await?;
     ctx.log.info(&format!(
-        "recovery codes generated user={user} count={} by_uid={}",
+        "recovery codes generated user={} count={} by_uid={}",
+        Q(user.as_str()),
         codes.len(),
         peer.uid
     ));
@@ -71,7 +73,8 @@ pub(super) async fn reset(ctx: &Ctx, peer: Peer, user: String) -> Result<AdminRe
         }
     }
     ctx.log.info(&format!(
-        "reset user={user} devices={} by_uid={}",
+        "reset user={} devices={} by_uid={}",
+        Q(user.as_str()),
         devices.len(),
         peer.uid
     ));

@@ -3,6 +3,7 @@
 use super::target::target;
 use crate::conn::Conn;
 use crate::ctx::Ctx;
+use crate::log::Q;
 use crate::peer::Peer;
 use crate::proof::require_proof;
 use crate::user_state::{self, with_state};
@@ -67,13 +68,16 @@ pub(super) async fn remove(
             .await
         {
             ctx.log.warning(&format!(
-                "device removed, but its relay channel was not: {e}"
+                "device removed, but its relay channel was not: error={}",
+                Q(&e.to_string())
             ));
         }
     }
     ctx.log.info(&format!(
-        "device removed user={user} device={} by_uid={}",
-        removed.name, peer.uid
+        "device removed user={} device={} by_uid={}",
+        Q(user.as_str()),
+        Q(&removed.name),
+        peer.uid
     ));
     Ok(AdminReply::Done {
         message: format!("removed device {} ({})", removed.name, removed.id),
@@ -99,7 +103,10 @@ pub(super) async fn rename(
     })
     .await?;
     ctx.log.info(&format!(
-        "device renamed user={user} {old} -> {name} by_uid={}",
+        "device renamed user={} {} -> {} by_uid={}",
+        Q(user.as_str()),
+        Q(&old),
+        Q(&name),
         peer.uid
     ));
     Ok(AdminReply::Done {

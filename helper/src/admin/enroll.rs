@@ -6,6 +6,7 @@ use super::target::target;
 use crate::codes;
 use crate::conn::Conn;
 use crate::ctx::Ctx;
+use crate::log::Q;
 use crate::peer::Peer;
 use crate::proof::require_proof;
 use crate::user_state::{generate_codes, with_state};
@@ -64,7 +65,8 @@ pub(super) async fn run(
     let result = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            ctx.log.info(&format!("enrollment timed out user={user}"));
+            ctx.log
+                .info(&format!("enrollment timed out user={}", Q(user.as_str())));
             return Err(format!(
                 "no device registered within {ttl} s; run pushmfa enroll again"
             ));
@@ -85,8 +87,11 @@ pub(super) async fn run(
     let reg = &result.registration;
     let public = B64.decode(&reg.public_key).unwrap_or_default();
     if let Err(refusal) = check_registration(ctx, &secret, &created.enrollment_id, &public, reg) {
-        ctx.log
-            .error(&format!("ENROLLMENT REJECTED user={user}: {}", refusal.log));
+        ctx.log.error(&format!(
+            "ENROLLMENT REJECTED user={}: {}",
+            Q(user.as_str()),
+            refusal.log
+        ));
         tell_device(ctx, &created, &public, Err(refusal.device)).await;
         // The relay made a channel for the refused key: drop it.
         let _ = relay
@@ -130,7 +135,9 @@ pub(super) async fn run(
         Vec::new()
     };
     ctx.log.info(&format!(
-        "device enrolled user={user} device={name} id={device_id} by_uid={} new_codes={}",
+        "device enrolled user={} device={} id={device_id} by_uid={} new_codes={}",
+        Q(user.as_str()),
+        Q(&name),
         peer.uid,
         codes.len()
     ));
@@ -219,7 +226,8 @@ async fn tell_device(
         .await
     {
         ctx.log.warning(&format!(
-            "could not tell the device the enrollment outcome: {e}"
+            "could not tell the device the enrollment outcome: error={}",
+            Q(&e.to_string())
         ));
     }
 }

@@ -2,6 +2,7 @@
 //! caller may manage that user.
 
 use crate::ctx::Ctx;
+use crate::log::Q;
 use crate::peer::{self, Peer};
 use pushmfa_state::UserName;
 
@@ -20,9 +21,14 @@ pub(super) async fn target(
         (Some(u), Some(me)) if u == me => u,
         (Some(u), _) if peer.is_admin(ctx.helper_uid) => u,
         (Some(u), _) => {
-            ctx.log.warning(&format!(
-                "refused: uid {uid} asked to manage user {u}; only root may manage other users"
-            ));
+            ctx.log.warning_from(
+                uid,
+                "manage another user",
+                &format!(
+                    "refused: uid {uid} asked to manage user={}; only root may manage other users",
+                    Q(&u)
+                ),
+            );
             return Err(format!("only root may manage user {u}"));
         }
         (None, Some(me)) => me,

@@ -4,6 +4,7 @@
 
 use crate::conn::Conn;
 use crate::ctx::Ctx;
+use crate::log::Q;
 use crate::peer::Peer;
 use pushmfa_protocol::ipc::{Begin, Outcome, Reply, Request, Response, Step, Verdict};
 use pushmfa_protocol::text::sanitize;
@@ -120,11 +121,11 @@ impl Conversation<'_> {
         let b = &self.begin;
         let line = format!(
             "login user={} service={} rhost={} tty={} ruser={} peer_uid={} peer_pid={} outcome={} ({})",
-            b.user,
-            b.service,
-            b.rhost.as_deref().unwrap_or("-"),
-            b.tty.as_deref().unwrap_or("-"),
-            b.ruser.as_deref().unwrap_or("-"),
+            Q(&b.user),
+            Q(&b.service),
+            opt(b.rhost.as_deref()),
+            opt(b.tty.as_deref()),
+            opt(b.ruser.as_deref()),
             self.peer.uid,
             self.peer.pid.map_or("-".into(), |p| p.to_string()),
             outcome_name(outcome),
@@ -143,6 +144,11 @@ impl Conversation<'_> {
             }))
             .await;
     }
+}
+
+/// A PAM item for a log line: quoted when set, `-` when not.
+fn opt(v: Option<&str>) -> String {
+    v.map_or("-".into(), |v| Q(v).to_string())
 }
 
 fn outcome_name(o: Outcome) -> &'static str {

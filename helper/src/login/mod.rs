@@ -14,6 +14,7 @@ mod push;
 
 use crate::conn::Conn;
 use crate::ctx::Ctx;
+use crate::log::Q;
 use crate::peer::{self, Peer};
 use crate::recovery::RecoveryError;
 use crate::user_state;
@@ -26,10 +27,16 @@ use pushmfa_state::{UserName, UserState};
 /// Runs the login that `begin` starts on this connection.
 pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
     if !peer::may_authenticate(&peer, &begin.user) {
-        ctx.log.warning(&format!(
-            "refused: uid {} asked to authenticate user={} service={}; only root may authenticate other users",
-            peer.uid, begin.user, begin.service
-        ));
+        ctx.log.warning_from(
+            peer.uid,
+            "authenticate another user",
+            &format!(
+                "refused: uid {} asked to authenticate user={} service={}; only root may authenticate other users",
+                peer.uid,
+                Q(&begin.user),
+                Q(&begin.service)
+            ),
+        );
         let _ = conn
             .send(&Response::Refused {
                 message: "only root may authenticate another user".into(),
@@ -40,8 +47,8 @@ pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
     let user = UserName::parse(&begin.user);
     if user.is_none() {
         ctx.log.warning(&format!(
-            "user name {:?} cannot be enrolled (unsupported characters); treating it as unknown",
-            begin.user
+            "user name {} cannot be enrolled (unsupported characters); treating it as unknown",
+            Q(&begin.user)
         ));
     }
     let mut conv = Conversation {

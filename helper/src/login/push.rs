@@ -3,6 +3,7 @@
 //! devices get the same prompts with a decoy number and no push.
 
 use super::conversation::{Conversation, End};
+use crate::log::Q;
 use crate::peer;
 use crate::push::challenge::{self, Issued, field};
 use crate::push::delivery::{Answer, Undelivered, Waited, Withdraw, await_answer, post_everywhere};
@@ -110,7 +111,7 @@ pub(super) async fn push_step(
         if state.push_muted_until.is_some_and(|t| t > now) {
             conv.ctx.log.warning(&format!(
                 "push skipped user={}: muted after a fraud report",
-                conv.begin.user
+                Q(&conv.begin.user)
             ));
             return Ok(PushEnd::FallBack(
                 "Approval requests to this account are paused after a \"not me\" report.".into(),
@@ -200,8 +201,11 @@ pub(super) async fn push_step(
         }
         match waited {
             Waited::Accepted(Decision::Approve, device) => {
-                conv.finish(Outcome::Success, &format!("method=push device={device}"))
-                    .await;
+                conv.finish(
+                    Outcome::Success,
+                    &format!("method=push device={}", Q(&device)),
+                )
+                .await;
                 return Ok(PushEnd::Decided);
             }
             Waited::Accepted(Decision::Deny, device) => {
@@ -211,15 +215,22 @@ pub(super) async fn push_step(
                         .push
                         .note_denial(&conv.begin.user, c, Instant::now());
                 }
-                conv.finish_with(Outcome::Denied, &format!("denied on device={device}"), true)
-                    .await;
+                conv.finish_with(
+                    Outcome::Denied,
+                    &format!("denied on device={}", Q(&device)),
+                    true,
+                )
+                .await;
                 return Ok(PushEnd::Decided);
             }
             Waited::Accepted(Decision::Fraud, device) => return fraud(conv, &device).await,
             Waited::WrongNumber(device) => {
                 conv.say_error(MSG_WRONG_NUMBER).await?;
-                conv.finish(Outcome::Denied, &format!("wrong number on device={device}"))
-                    .await;
+                conv.finish(
+                    Outcome::Denied,
+                    &format!("wrong number on device={}", Q(&device)),
+                )
+                .await;
                 return Ok(PushEnd::Decided);
             }
             Waited::Typed(code) => return Ok(PushEnd::CodeTyped(code)),
@@ -297,8 +308,10 @@ async fn undelivered(conv: &mut Conversation<'_>, e: Undelivered) -> Result<Push
     let why = e.why;
     if e.unreachable && conv.ctx.cfg.policy.failmode == FailMode::Safe {
         conv.ctx.log.error(&format!(
-            "FAILMODE SAFE: push could not be delivered ({why}); letting user={} service={} in WITHOUT a second factor",
-            conv.begin.user, conv.begin.service
+            "FAILMODE SAFE: push could not be delivered (error={}); letting user={} service={} in WITHOUT a second factor",
+            Q(&why),
+            Q(&conv.begin.user),
+            Q(&conv.begin.service)
         ));
         conv.finish(Outcome::Success, "failmode=safe, backend unreachable")
             .await;
@@ -306,11 +319,13 @@ async fn undelivered(conv: &mut Conversation<'_>, e: Undelivered) -> Result<Push
     }
     if e.unreachable {
         conv.ctx.log.warning(&format!(
-            "push backend unreachable ({why}); asking for a recovery code"
+            "push backend unreachable (error={}); asking for a recovery code",
+            Q(&why)
         ));
     } else {
         conv.ctx.log.error(&format!(
-            "push backend answered but took no challenge ({why}); asking for a recovery code (failmode does not apply to an answer)"
+            "push backend answered but took no challenge (error={}); asking for a recovery code (failmode does not apply to an answer)",
+            Q(&why)
         ));
     }
     Ok(PushEnd::FallBack(MSG_UNREACHABLE.into()))
@@ -320,10 +335,11 @@ async fn fraud(conv: &mut Conversation<'_>, device: &str) -> Result<PushEnd, End
     let mute = u64::from(conv.ctx.cfg.push.fraud_mute_secs);
     let until = conv.ctx.clock.now_unix() + mute;
     conv.ctx.log.error(&format!(
-        "FRAUD REPORTED user={} service={} rhost={} device={device}: someone else tried to sign in; pushes muted for {mute} s",
-        conv.begin.user,
-        conv.begin.service,
-        conv.begin.rhost.as_deref().unwrap_or("-"),
+        "FRAUD REPORTED user={} service={} rhost={} device={}: someone else tried to sign in; pushes muted for {mute} s",
+        Q(&conv.begin.user),
+        Q(&conv.begin.service),
+        Q(conv.begin.rhost.as_deref().unwrap_or("-")),
+        Q(device),
     ));
     if let Some(user) = conv.user.clone() {
         if let Err(e) = user_state::with_state(conv.ctx, &user, move |s| {
@@ -344,7 +360,7 @@ async fn fraud(conv: &mut Conversation<'_>, device: &str) -> Result<PushEnd, End
     .await?;
     conv.finish(
         Outcome::Denied,
-        &format!("fraud reported on device={device}"),
+        &format!("fraud reported on device={}", Q(device)),
     )
     .await;
     Ok(PushEnd::Decided)

@@ -5,6 +5,7 @@
 use super::challenge::{Issued, Rejected, check_answer};
 use crate::ctx::Ctx;
 use crate::log::Logger;
+use crate::log::Q;
 use crate::relay_client::RelayClient;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -126,8 +127,11 @@ pub async fn post_everywhere(
                 });
             }
             Err(e) => {
-                ctx.log
-                    .warning(&format!("push to device={} failed: {e}", d.name));
+                ctx.log.warning(&format!(
+                    "push to device={} failed: error={}",
+                    Q(&d.name),
+                    Q(&e.to_string())
+                ));
                 last_error = e.to_string();
                 all_unreachable &= e.is_unreachable();
             }
@@ -203,7 +207,8 @@ impl Drop for Withdraw {
                     }
                 }
                 log.debug(&format!(
-                    "push request withdrawn user={user} devices={} failed={failed}",
+                    "push request withdrawn user={} devices={} failed={failed}",
+                    Q(&user),
                     channels.len()
                 ));
             });
@@ -248,8 +253,8 @@ pub async fn await_answer(
             Err(why) => {
                 ctx.log.error(&format!(
                     "push answer REJECTED user={} service={}: {} (a relay or device sent a bad answer; still waiting)",
-                    user,
-                    service,
+                    Q(user),
+                    Q(service),
                     why.as_str()
                 ));
                 reopen(ctx, issued, &msg, why.as_str()).await;
@@ -271,7 +276,8 @@ async fn reopen(ctx: &Ctx, issued: &Issued, answer: &Answer, why: &str) {
         .await
     {
         ctx.log.warning(&format!(
-            "could not reopen the push request after a refused answer: {e}"
+            "could not reopen the push request after a refused answer: error={}",
+            Q(&e.to_string())
         ));
     }
 }

@@ -18,11 +18,24 @@ use tokio::sync::Semaphore;
 
 /// How long a new connection may take to send its first frame.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often held-back log lines are summarised.
+const LOG_SUMMARY_EVERY: Duration = Duration::from_secs(5);
 
 /// Serves connections until `shutdown` completes.
 pub async fn serve(listener: &UnixListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(ctx.cfg.helper.max_connections as usize));
     let per_user = PerUser::new(ctx.cfg.helper.max_connections_per_user as usize);
+    let summaries = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(LOG_SUMMARY_EVERY);
+            loop {
+                every.tick().await;
+                ctx.log.flush_suppressed();
+            }
+        })
+    };
+    let _stop_summaries = AbortOnDrop(summaries);
     tokio::pin!(shutdown);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -67,10 +80,14 @@ async fn handle(ctx: &Ctx, per_user: &Arc<PerUser>, stream: UnixStream) {
         match per_user.acquire(peer.uid) {
             Some(slot) => Some(slot),
             None => {
-                ctx.log.warning(&format!(
-                    "uid {} already holds {} connections (helper.max_connections_per_user); closing one more",
-                    peer.uid, per_user.max
-                ));
+                ctx.log.warning_from(
+                    peer.uid,
+                    "connection cap",
+                    &format!(
+                        "uid {} already holds {} connections (helper.max_connections_per_user); closing one more",
+                        peer.uid, per_user.max
+                    ),
+                );
                 return;
             }
         }
@@ -80,8 +97,11 @@ async fn handle(ctx: &Ctx, per_user: &Arc<PerUser>, stream: UnixStream) {
         Ok(Request::Begin(begin)) => crate::login::run(ctx, &mut conn, peer, begin).await,
         Ok(Request::Admin(req)) => crate::admin::run(ctx, &mut conn, peer, req).await,
         Ok(Request::Reply(_)) => {
-            ctx.log
-                .warning(&format!("uid {}: reply without a login; closing", peer.uid));
+            ctx.log.warning_from(
+                peer.uid,
+                "reply without a login",
+                &format!("uid {}: reply without a login; closing", peer.uid),
+            );
             let _ = conn
                 .send(&Response::Refused {
                     message: "no login in progress".into(),
@@ -89,13 +109,25 @@ async fn handle(ctx: &Ctx, per_user: &Arc<PerUser>, stream: UnixStream) {
                 .await;
         }
         Err(e) => {
-            ctx.log
-                .warning(&format!("uid {}: bad first frame: {e}", peer.uid));
+            ctx.log.warning_from(
+                peer.uid,
+                "bad first frame",
+                &format!("uid {}: bad first frame: {e}", peer.uid),
+            );
             let _ = conn
                 .send(&Response::Refused {
                     message: format!("bad request: {e}"),
                 })
                 .await;
         }
+    }
+}
+
+/// Aborts a background task when the accept loop ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
