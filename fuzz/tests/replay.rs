@@ -178,6 +178,18 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ]
 }
 
+/// Found by the campaign: after enough `POST /v1/enrollments` the relay
+/// answers 503 at its open-enrollment cap, which the target took for a
+/// server error. The crash needed thousands of earlier inputs, so it is
+/// replayed here as a sequence rather than as one file.
+#[test]
+fn relay_request_accepts_the_enrollment_caps_503() {
+    // Past the default cap too, in case the fixture's own cap changes.
+    for _ in 0..10_050 {
+        pushmfa_fuzz::relay_request(b"\0{}");
+    }
+}
+
 #[test]
 fn seeds_pass_their_targets_and_reach_the_parsers() {
     let write = std::env::var_os("PUSHMFA_WRITE_SEEDS").is_some();
