@@ -3,8 +3,8 @@
 //! the device waits for before it believes it is enrolled.
 
 use crate::{
-    ApiResult, Channel, Relay, TokenHash, WaitQuery, b64_field, bearer, err, hash_token, json_body,
-    now_unix, token_matches, wait_for,
+    ApiResult, Channel, Inner, Relay, TokenHash, WaitQuery, b64_field, bearer, err, hash_token,
+    json_body, now_unix, token_matches, wait_for,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -133,15 +133,8 @@ enum Party {
     Device,
 }
 
-/// Subscribes `pick`'s watch of enrollment `id` after checking the token.
-fn watch_slot<T>(
-    relay: &Relay,
-    id: &str,
-    party: Party,
-    token: &str,
-    pick: impl Fn(&Enrollment) -> &watch::Sender<Option<T>>,
-) -> ApiResult<watch::Receiver<Option<T>>> {
-    let inner = relay.lock()?;
+/// Enrollment `id`, if it is open and `token` is `party`'s.
+fn slot<'a>(inner: &'a Inner, id: &str, party: Party, token: &str) -> ApiResult<&'a Enrollment> {
     let e = inner
         .enrollments
         .get(id)
@@ -154,7 +147,19 @@ fn watch_slot<T>(
     if !expected.is_some_and(|t| token_matches(t, token)) {
         return Err(err(StatusCode::UNAUTHORIZED, "wrong token"));
     }
-    Ok(pick(e).subscribe())
+    Ok(e)
+}
+
+/// Subscribes `pick`'s watch of enrollment `id` after checking the token.
+fn watch_slot<T>(
+    relay: &Relay,
+    id: &str,
+    party: Party,
+    token: &str,
+    pick: impl Fn(&Enrollment) -> &watch::Sender<Option<T>>,
+) -> ApiResult<watch::Receiver<Option<T>>> {
+    let inner = relay.lock()?;
+    Ok(pick(slot(&inner, id, party, token)?).subscribe())
 }
 
 /// Waits up to the query's `wait` for the watched value; 204 if none came.
@@ -203,14 +208,7 @@ pub(crate) async fn post_outcome(
     }
     let tx = {
         let inner = relay.lock()?;
-        let e = inner
-            .enrollments
-            .get(&id)
-            .filter(|e| e.expires > Instant::now())
-            .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such enrollment (expired?)"))?;
-        if !token_matches(&e.helper_token, &token) {
-            return Err(err(StatusCode::UNAUTHORIZED, "wrong token"));
-        }
+        let e = slot(&inner, &id, Party::Helper, &token)?;
         if e.device_token.is_none() {
             return Err(err(StatusCode::CONFLICT, "no device has registered yet"));
         }

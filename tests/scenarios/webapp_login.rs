@@ -490,6 +490,95 @@ fn the_app_from_an_origin_of_the_admins_own_uses_the_relay_by_cors() {
 
 /// The app's own unit tests (its encodings against the protocol's test
 /// vectors), in Node, as part of the workspace's tests.
+/// Posts an answer on the browser's channel with its stolen relay token,
+/// as someone who copied the phone's storage would: garbage the host must
+/// refuse. Returns the relay's status.
+fn answer_as_a_thief(url: &str, channel: &str, token: &str, id: &str) -> Result<u16, String> {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{url}/v1/channels/{channel}/challenges/{id}/response"
+            ))
+            .bearer_auth(token)
+            .json(&json!({"response": b64(b"not an approval"), "signature": b64(&[0; 64])}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(resp.status().as_u16())
+    })
+}
+
+#[test]
+fn a_refused_answer_is_shown_on_the_card_and_the_phone_can_still_approve() {
+    let (relay, e) = setup();
+    let phone = Rc::new(RefCell::new(BrowserPhone::start(&[])));
+    phone.borrow_mut().enroll(&e, &relay.url, "alice", "phone");
+    let keys = phone.borrow_mut().call(json!({"cmd": "keys"}));
+    let account = keys["accounts"][0].clone();
+    let (channel, token) = (
+        account["channel"].as_str().unwrap_or_default().to_owned(),
+        account["deviceToken"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    assert!(!channel.is_empty() && !token.is_empty(), "{keys}");
+    let (p, url) = (phone.clone(), relay.url.clone());
+    let seen = Rc::new(RefCell::new(json!(null)));
+    let s = seen.clone();
+    let (code, transcript) =
+        e.pam(SVC, "alice")
+            .rhost("203.0.113.7")
+            .answer(Answer::Reply(Box::new(move |prompt: &str| {
+                let n = number_in(prompt);
+                let mut phone = p.borrow_mut();
+                let mut steps = || -> Result<_, String> {
+                    let card = phone.try_call(json!({"cmd": "wait_request"}))?;
+                    let id = card["id"].as_str().unwrap_or_default().to_owned();
+                    let posted = answer_as_a_thief(&url, &channel, &token, &id)?;
+                    let refused = phone.try_call(
+                        json!({"cmd": "wait_alert", "id": id, "text": "refused the last answer"}),
+                    )?;
+                    phone.try_call(json!({"cmd": "type", "digits": format!("{n:02}")}))?;
+                    screen(&mut phone, "refused")?;
+                    let done = phone.try_call(json!({"cmd": "press", "button": "Approve"}))?;
+                    Ok(json!({"posted": posted, "refused": refused, "done": done}))
+                };
+                let result = steps();
+                *s.borrow_mut() = result.unwrap_or_else(|e| {
+                let screen = phone.try_call(json!({"cmd": "text"})).unwrap_or_default();
+                let problems = phone.try_call(json!({"cmd": "problems"})).unwrap_or_default();
+                json!({ "error": e, "screen": screen["text"], "problems": problems["problems"] })
+            });
+                String::new()
+            })))
+            .run();
+    let seen = seen.borrow().clone();
+    assert_eq!(
+        seen["error"],
+        json!(null),
+        "the browser failed: {seen}\nhelper log:\n{}",
+        e.helper_log()
+    );
+    assert_eq!(seen["posted"], 204, "{seen}");
+    assert_eq!(
+        seen["refused"]["message"],
+        "The computer refused the last answer (malformed answer). Answer again if this is you.",
+        "{seen}"
+    );
+    assert_eq!(seen["refused"]["status"], "open", "{seen}");
+    assert_eq!(code, rc::SUCCESS, "{transcript:?} {seen}");
+    assert_eq!(seen["done"]["status"], "approved", "{seen}");
+    e.wait_for_log("push answer REJECTED user=\"alice\"");
+    e.wait_for_log("outcome=success (method=push");
+}
+
 #[test]
 fn the_app_passes_its_unit_tests_in_node() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../webapp");

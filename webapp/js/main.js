@@ -224,9 +224,11 @@ async function showRequests(account, items) {
     const refused = item.refused ? `The computer refused the last answer (${sanitize(String(item.refused))}). Answer again if this is you.` : null;
     const existing = cards.get(key);
     if (existing) {
-      // Offered again after the host refused an answer: open the card again.
-      if (refused && existing.status !== "open" && existing.status !== "sending") {
-        existing.typed = "";
+      // Offered again after the host refused an answer: open the card again
+      // and say why. An open card says so too: someone else holding this
+      // phone's relay token may have answered, which the user should know.
+      if (refused && existing.status !== "sending" && existing.detail !== refused) {
+        if (existing.status !== "open") existing.typed = "";
         existing.setStatus("open", refused);
       }
       continue;

@@ -222,6 +222,11 @@ const commands = {
     await c.waitFor({ timeout });
     return { message: await c.locator("p[role=alert]").textContent() };
   },
+  async wait_alert({ id, text, timeout = 15000 }) {
+    const c = page.locator(`article.card[data-request="${id}"]`);
+    await c.locator("p[role=alert]", { hasText: text }).waitFor({ timeout });
+    return { status: await c.getAttribute("data-status"), message: await c.locator("p[role=alert]").textContent() };
+  },
   async screenshot({ path }) {
     await page.screenshot({ path, fullPage: true });
     return {};
@@ -255,7 +260,16 @@ const commands = {
           exported = e.name;
         }
         const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, k, new Uint8Array([1]));
-        out.push({ id: a.id, type: k.type, extractable: k.extractable, exported, sigLen: sig.byteLength });
+        out.push({
+          id: a.id,
+          type: k.type,
+          extractable: k.extractable,
+          exported,
+          sigLen: sig.byteLength,
+          // The relay credentials, so a test can act as someone who stole them.
+          channel: a.channelId,
+          deviceToken: a.deviceToken,
+        });
       }
       return { accounts: out };
     });

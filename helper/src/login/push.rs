@@ -6,13 +6,13 @@ use super::conversation::{Conversation, End};
 use crate::log::Q;
 use crate::peer;
 use crate::push::challenge::{self, Issued, field};
-use crate::push::delivery::{Answer, Undelivered, Waited, Withdraw, await_answer, post_everywhere};
+use crate::push::delivery::{Undelivered, Waited, Withdraw, await_answer, post_everywhere};
 use crate::push_book::Blocked;
 use crate::user_state;
 use pushmfa_config::{FailMode, PushMode};
 use pushmfa_protocol::ipc::Outcome;
 use pushmfa_protocol::signed::{Context, Decision};
-use pushmfa_state::{Device, UserState};
+use pushmfa_state::UserState;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -167,33 +167,34 @@ pub(super) async fn push_step(
                 return Ok(PushEnd::Decided);
             }
         };
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::channel(16);
         let mut pollers = JoinSet::new();
         // Taken back on every exit (client gone, code typed, decided).
         let mut withdraw = Withdraw::new(conv.ctx, &issued, devices, decoy);
+        let screen = Screen::new(conv, mode, &issued);
         // The number is the helper's, not the relay's: it is shown while
         // the posts are in flight, so how soon the prompt appears says
         // nothing about whether the user has a device (decoys post
         // nothing), and logins start a relay round trip sooner.
-        let ctx = conv.ctx;
-        let posting = async {
-            if decoy {
-                Ok(())
-            } else {
-                post_everywhere(ctx, &issued, devices, &tx, &mut pollers).await
+        let (ctx, user, service) = (
+            conv.ctx,
+            conv.begin.user.clone(),
+            conv.begin.service.clone(),
+        );
+        let answering = async {
+            if !decoy {
+                post_everywhere(ctx, &issued, devices, &tx, &mut pollers).await?;
             }
+            // Only the pollers send now: when they stop, the wait ends.
+            drop(tx);
+            Ok(await_answer(ctx, &mut issued, devices, &mut rx, &user, &service).await)
         };
-        let (shown, posted) = tokio::join!(show(conv, mode, &issued), posting);
-        drop(tx);
-        let waited = match (shown?, posted) {
-            (Some(typed), _) => Waited::Typed(typed),
-            (None, Err(e)) => {
-                pollers.abort_all();
-                return undelivered(conv, e).await;
-            }
-            (None, Ok(())) => wait(conv, &mut issued, devices, rx).await?,
-        };
+        let waited = show_and_wait(conv, screen, answering).await?;
         pollers.abort_all();
+        let waited = match waited {
+            Ok(w) => w,
+            Err(e) => return undelivered(conv, e).await,
+        };
         // Expired at the relay too: nothing to take back. Otherwise the
         // relay keeps the challenge (answered or not) until it is withdrawn.
         if matches!(waited, Waited::TimedOut) {
@@ -255,48 +256,81 @@ fn issue(conv: &Conversation<'_>, ttl: u32) -> Result<Issued, String> {
     )
 }
 
+/// What the login shows for one challenge, worked out before the wait
+/// starts (the wait needs the challenge to itself).
+struct Screen {
+    mode: PushMode,
+    text: String,
+    ttl: u32,
+}
+
+impl Screen {
+    fn new(conv: &Conversation<'_>, mode: PushMode, issued: &Issued) -> Screen {
+        let ttl = issued
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs() as u32;
+        let template = match mode {
+            PushMode::Prompt => &conv.ctx.cfg.push.prompt_text,
+            PushMode::Wait => &conv.ctx.cfg.push.info_text,
+        };
+        Screen {
+            mode,
+            text: render(template, issued, ttl),
+            ttl,
+        }
+    }
+}
+
 /// Shows the number; in prompt mode returns what the user typed if it was
 /// not just Enter (a recovery code).
 async fn show(
     conv: &mut Conversation<'_>,
-    mode: PushMode,
-    issued: &Issued,
+    screen: &Screen,
 ) -> Result<Option<Zeroizing<String>>, End> {
-    let ttl = issued
-        .deadline
-        .saturating_duration_since(Instant::now())
-        .as_secs() as u32;
-    match mode {
+    match screen.mode {
         PushMode::Prompt => {
-            let text = render(&conv.ctx.cfg.push.prompt_text, issued, ttl);
-            let answer = conv.ask_then_wait(&text, false, ttl).await?;
+            let answer = conv.ask_then_wait(&screen.text, false, screen.ttl).await?;
             Ok((!answer.trim().is_empty()).then_some(answer))
         }
         PushMode::Wait => {
-            let text = render(&conv.ctx.cfg.push.info_text, issued, ttl);
-            conv.say_info(&text, ttl).await?;
+            conv.say_info(&screen.text, screen.ttl).await?;
             Ok(None)
         }
     }
 }
 
-/// Waits for a decision from the phone.
-async fn wait(
+/// Shows the number and, at the same time, posts the challenge and checks
+/// answers as they arrive: a bad answer is refused at once (so the real
+/// device learns why and can answer again) even while a prompt waits for
+/// Enter. The decision is taken once the prompt returns.
+async fn show_and_wait(
     conv: &mut Conversation<'_>,
-    issued: &mut Issued,
-    devices: &[Device],
-    mut rx: mpsc::Receiver<Answer>,
-) -> Result<Waited, End> {
+    screen: Screen,
+    answering: impl Future<Output = Result<Waited, Undelivered>>,
+) -> Result<Result<Waited, Undelivered>, End> {
+    let mut answering = std::pin::pin!(answering);
+    let mut early = None;
+    let typed = {
+        let mut showing = std::pin::pin!(show(conv, &screen));
+        loop {
+            tokio::select! {
+                shown = &mut showing => break shown?,
+                a = &mut answering, if early.is_none() => early = Some(a),
+            }
+        }
+    };
+    if let Some(code) = typed {
+        return Ok(Ok(Waited::Typed(code)));
+    }
+    if let Some(a) = early {
+        return Ok(a);
+    }
     // While the phone decides, the client only waits: if it goes away (a
     // Ctrl-C on ssh, a killed sudo), the login ends now, so the request is
     // withdrawn and the user's push slot freed at once, not at the TTL.
-    let (ctx, user, service) = (
-        conv.ctx,
-        conv.begin.user.clone(),
-        conv.begin.service.clone(),
-    );
     tokio::select! {
-        waited = await_answer(ctx, issued, devices, &mut rx, &user, &service) => Ok(waited),
+        a = answering => Ok(a),
         () = conv.conn.closed() => Err(End::Client("client went away while waiting for the phone".into())),
     }
 }
