@@ -60,9 +60,24 @@ impl Hashers {
     }
 }
 
-/// Hands freed heap memory back to the kernel. glibc raises its mmap
-/// threshold after the first large free, so later scratch buffers come from
-/// an arena and stay resident after free() unless trimmed.
+/// Makes every large allocation (a 19 MiB hashing buffer) its own mmap,
+/// returned to the kernel on free. Left alone, glibc raises its mmap
+/// threshold after the first large free; later buffers then come from a
+/// thread's arena, and one that ends up as that arena's top chunk stays
+/// resident even after `malloc_trim` (which does not shrink thread arenas'
+/// tops). Setting the threshold once turns that adjustment off. Call it at
+/// start, before any thread allocates.
+pub fn keep_large_buffers_unmapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// Hands freed heap memory back to the kernel (small blocks freed in the
+/// arenas; large buffers are unmapped on free, see
+/// [`keep_large_buffers_unmapped`]).
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own arenas; 0 keeps no padding.
