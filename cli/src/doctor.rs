@@ -92,7 +92,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> Vec<Check> {
     let socket = socket_override.map_or_else(|| cfg.helper.socket.clone(), Path::to_path_buf);
     out.push(check_socket(&socket));
     if cfg.backend.kind == BackendKind::Relay {
-        out.push(check_relay(&cfg.backend.url));
+        for url in &cfg.backend.url.0 {
+            out.push(check_relay(url));
+        }
         if cfg.policy.failmode == pushmfa_config::FailMode::Safe {
             out.push(check(
                 Status::Warn,

@@ -54,7 +54,9 @@ pub enum BackendKind {
 #[serde(deny_unknown_fields, default)]
 pub struct Backend {
     pub kind: BackendKind,
-    pub url: String,
+    /// The relay's URL, or several (instances of one relay, sharing a
+    /// store), tried in order when a connection cannot be made.
+    pub url: RelayUrls,
     pub timeout_secs: u32,
     /// Accept an `http://` relay URL that is not on loopback.
     pub allow_plain_http: bool,
@@ -66,11 +68,38 @@ impl Default for Backend {
     fn default() -> Self {
         Backend {
             kind: BackendKind::None,
-            url: String::new(),
+            url: RelayUrls::default(),
             timeout_secs: 5,
             allow_plain_http: false,
             app_url: String::new(),
         }
+    }
+}
+
+/// `url = "https://relay.example.org"`, or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RelayUrls(pub Vec<String>);
+
+impl RelayUrls {
+    /// The first URL (empty when none is set): the one named in messages.
+    pub fn first(&self) -> &str {
+        self.0.first().map_or("", String::as_str)
+    }
+}
+
+impl<'de> Deserialize<'de> for RelayUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(u) if u.is_empty() => RelayUrls(Vec::new()),
+            OneOrMany::One(u) => RelayUrls(vec![u]),
+            OneOrMany::Many(v) => RelayUrls(v),
+        })
     }
 }
 
@@ -384,21 +413,35 @@ impl Config {
             256,
         )?;
         let b = &self.backend;
-        if b.kind == BackendKind::Relay
-            && !(b.url.starts_with("https://") || b.url.starts_with("http://"))
-        {
+        if b.kind == BackendKind::Relay && b.url.0.is_empty() {
             return Err((
                 "backend",
                 "url",
                 "needs the http:// or https:// URL of the relay".into(),
             ));
         }
-        if b.kind == BackendKind::Relay && !b.allow_plain_http && !secure_transport(&b.url) {
-            return Err((
-                "backend",
-                "url",
-                "is plain http:// to another machine: anyone on the path could read and delay logins; use https://, or set allow_plain_http = true".into(),
-            ));
+        if b.url.0.len() > 8 {
+            return Err(("backend", "url", "lists more than 8 relays".into()));
+        }
+        for url in &b.url.0 {
+            if b.kind == BackendKind::Relay
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err((
+                    "backend",
+                    "url",
+                    format!("{url:?}: needs the http:// or https:// URL of the relay"),
+                ));
+            }
+            if b.kind == BackendKind::Relay && !b.allow_plain_http && !secure_transport(url) {
+                return Err((
+                    "backend",
+                    "url",
+                    format!(
+                        "{url:?} is plain http:// to another machine: anyone on the path could read and delay logins; use https://, or set allow_plain_http = true"
+                    ),
+                ));
+            }
         }
         if !b.app_url.is_empty() && !secure_transport(&b.app_url) {
             return Err((
@@ -611,10 +654,36 @@ mod tests {
             assert!(!secure_transport(bad), "{bad}");
             let t = format!("[backend]\nkind = \"relay\"\nurl = \"{bad}\"\n");
             let e = parse(&t).unwrap_err().to_string();
-            assert!(e.contains("key `backend.url`: is plain http://"), "{e}");
+            assert!(
+                e.contains("key `backend.url`: \"") && e.contains("is plain http://"),
+                "{e}"
+            );
             let allowed = format!("{t}allow_plain_http = true\n");
             assert!(parse(&allowed).is_ok(), "{bad}");
         }
+    }
+
+    #[test]
+    fn several_relay_urls_are_a_list_each_checked() {
+        let c = parse("[backend]\nkind = \"relay\"\nurl = [\"https://a.example.org\", \"http://[::1]:8480\"]\n").unwrap();
+        assert_eq!(
+            c.backend.url.0,
+            ["https://a.example.org", "http://[::1]:8480"]
+        );
+        assert_eq!(c.backend.url.first(), "https://a.example.org");
+        let e = parse("[backend]\nkind = \"relay\"\nurl = [\"https://a.example.org\", \"http://b.example.org\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"http://b.example.org\" is plain http://"),
+            "{e}"
+        );
+        let e = parse("[backend]\nkind = \"relay\"\nurl = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs the http:// or https:// URL"), "{e}");
+        assert!(parse("[backend]\nurl = 5\n").is_err());
+        assert!(parse("[backend]\nurl = [5]\n").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::{ConfigError, from_toml, invalid_key, read_config};
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Where the relay package installs its configuration.
@@ -25,6 +25,96 @@ pub struct RelayFile {
     /// The origin that serves the web app instead of this relay (empty:
     /// the relay serves it under /app/).
     pub app_origin: String,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For`
+    /// names the client; everyone else is known by the connection's address.
+    pub trusted_proxies: Vec<String>,
+    pub limits: RelayLimits,
+}
+
+/// Bounds that keep one client from taking the relay down for everyone.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayLimits {
+    /// Open connections in all (also capped by the open-file limit).
+    pub max_connections: usize,
+    /// Percent of `max_connections` kept for connections that have shown a
+    /// valid token: anonymous ones never take the last of them.
+    pub reserved_for_authenticated_percent: u8,
+    /// Open connections from one client address.
+    pub max_connections_per_address: usize,
+    /// A request's head (and, on HTTP/1.1, the next one on a kept-alive
+    /// connection) must arrive within this many seconds; so must its body.
+    pub header_timeout_secs: u64,
+    /// A connection with no request in progress is closed after this long.
+    pub idle_timeout_secs: u64,
+    /// Anonymous calls (enrollment creation, device registration) per
+    /// minute from one address, and the burst above that.
+    pub anonymous_per_minute: f64,
+    pub anonymous_burst: f64,
+    /// Enrollment slots one address may hold open at once.
+    pub open_enrollments_per_address: usize,
+    /// Long-polls one token may hold open at once.
+    pub long_polls_per_token: usize,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_connections: 16_384,
+            reserved_for_authenticated_percent: 25,
+            max_connections_per_address: 256,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            anonymous_per_minute: 60.0,
+            anonymous_burst: 100.0,
+            open_enrollments_per_address: 100,
+            long_polls_per_token: 4,
+        }
+    }
+}
+
+/// A trusted proxy entry: an address, or a CIDR block like `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrBlock {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl AddrBlock {
+    pub fn parse(s: &str) -> Option<AddrBlock> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(AddrBlock { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| match a {
+            IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32u32),
+            IpAddr::V6(v) => (u128::from(v), 128),
+        };
+        let ((want, wlen), (have, hlen)) = (bits(self.addr), bits(ip));
+        if wlen != hlen {
+            return false;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        want & mask == have & mask
+    }
 }
 
 impl Default for RelayFile {
@@ -37,6 +127,8 @@ impl Default for RelayFile {
             web_push_contact: "mailto:root@localhost".into(),
             web_push_allow: Vec::new(),
             app_origin: String::new(),
+            trusted_proxies: Vec::new(),
+            limits: RelayLimits::default(),
         }
     }
 }
@@ -115,6 +207,68 @@ impl RelayFile {
                 ),
             ));
         }
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|p| AddrBlock::parse(p).is_none())
+        {
+            return Err((
+                "",
+                "trusted_proxies",
+                format!("{bad:?} is not an address or a CIDR block like \"10.0.0.0/8\""),
+            ));
+        }
+        let l = &self.limits;
+        let checks: [(&'static str, bool, &str); 9] = [
+            (
+                "max_connections",
+                (16..=1_000_000).contains(&l.max_connections),
+                "must be between 16 and 1000000",
+            ),
+            (
+                "reserved_for_authenticated_percent",
+                l.reserved_for_authenticated_percent <= 90,
+                "must be at most 90",
+            ),
+            (
+                "max_connections_per_address",
+                l.max_connections_per_address >= 1,
+                "must be at least 1",
+            ),
+            (
+                "header_timeout_secs",
+                (1..=300).contains(&l.header_timeout_secs),
+                "must be between 1 and 300",
+            ),
+            (
+                "idle_timeout_secs",
+                (1..=3600).contains(&l.idle_timeout_secs),
+                "must be between 1 and 3600",
+            ),
+            (
+                "anonymous_per_minute",
+                l.anonymous_per_minute > 0.0 && l.anonymous_per_minute <= 1e6,
+                "must be above 0 and at most 1000000",
+            ),
+            (
+                "anonymous_burst",
+                l.anonymous_burst >= 1.0 && l.anonymous_burst <= 1e6,
+                "must be between 1 and 1000000",
+            ),
+            (
+                "open_enrollments_per_address",
+                l.open_enrollments_per_address >= 1,
+                "must be at least 1",
+            ),
+            (
+                "long_polls_per_token",
+                l.long_polls_per_token >= 1,
+                "must be at least 1",
+            ),
+        ];
+        if let Some((key, _, msg)) = checks.iter().find(|(_, ok, _)| !ok) {
+            return Err(("limits", key, (*msg).into()));
+        }
         if !self.data.as_os_str().is_empty() && self.data.is_relative() {
             return Err(("", "data", "must be an absolute path".into()));
         }
@@ -171,6 +325,50 @@ mod tests {
         // Garbage and truncation.
         assert!(parse("\u{0}\u{1}garbage").is_err());
         assert!(parse("listen = \"127.0.0.1:").is_err());
+    }
+
+    #[test]
+    fn limits_and_trusted_proxies_are_checked() {
+        let f =
+            parse("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[limits]\nmax_connections = 100\n")
+                .unwrap();
+        assert_eq!(f.limits.max_connections, 100);
+        let e = parse("trusted_proxies = [\"10.0.0.0/33\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":1:1: key `trusted_proxies`"), "{e}");
+        let e = parse("[limits]\n\nheader_timeout_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":3:1: key `limits.header_timeout_secs`: must be between 1 and 300"),
+            "{e}"
+        );
+        assert!(parse("[limits]\nmax_conections = 5\n").is_err());
+    }
+
+    #[test]
+    fn address_blocks_match_their_addresses_only() {
+        let b = |s| AddrBlock::parse(s).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(b("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!b("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(b("10.0.0.0/8").contains(ip("::ffff:10.1.2.3")), "v4-mapped");
+        assert!(b("127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(!b("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(b("2001:db8::/32").contains(ip("2001:db8:1::5")));
+        assert!(!b("2001:db8::/32").contains(ip("10.0.0.1")));
+        assert!(b("0.0.0.0/0").contains(ip("192.0.2.1")));
+        for bad in [
+            "",
+            "10.0.0.0/",
+            "10.0.0.0/40",
+            "::1/129",
+            "host",
+            "10.0.0.0/8/8",
+        ] {
+            assert!(AddrBlock::parse(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -35,6 +35,14 @@ fn fixture() -> &'static Fixture {
             // Small, so the fuzzer reaches the cap's 503 at once rather
             // than after 10,000 creates (two slots are the fixture's own).
             max_enrollments: 8,
+            // All in-process requests share one address; let them through
+            // to the slot cap.
+            limits: pushmfa_config::relay::RelayLimits {
+                anonymous_per_minute: 6e13,
+                anonymous_burst: 1e12,
+                open_enrollments_per_address: 1_000_000,
+                ..Default::default()
+            },
             ..RelayConfig::default()
         })
         .expect("relay");

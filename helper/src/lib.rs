@@ -57,6 +57,7 @@ const FAILMODE_SAFE_WARNING: &str = "policy.failmode = \"safe\": while the relay
 
 /// Starts the helper with `args`; returns when it is told to stop.
 pub fn run(args: Args) -> ExitCode {
+    hashing::keep_large_buffers_unmapped();
     let euid = nix::unistd::geteuid().as_raw();
     let boot_log = Logger::new("pushmfa-helper", true, false);
     let cfg = match Config::load(&args.config, euid) {
@@ -88,7 +89,7 @@ pub fn run(args: Args) -> ExitCode {
     let relay = match cfg.backend.kind {
         BackendKind::None => None,
         BackendKind::Relay => match RelayClient::new(
-            &cfg.backend.url,
+            &cfg.backend.url.0,
             Duration::from_secs(u64::from(cfg.backend.timeout_secs)),
         ) {
             Ok(c) => Some(c),

@@ -1,14 +1,20 @@
 //! The helper's side of the relay API (docs/protocol.md), over one reused
-//! HTTPS connection pool (reqwest with rustls).
+//! HTTPS connection pool (reqwest with rustls), to one relay or several
+//! instances of one (tried in order when a connection cannot be made).
 
 use pushmfa_protocol::relay_api::*;
-use reqwest::StatusCode;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct RelayClient {
     http: reqwest::Client,
-    base: String,
+    /// Base URLs of the relay's instances, in the configured order.
+    bases: Arc<[String]>,
+    /// The one that last answered: tried first next time.
+    current: Arc<AtomicUsize>,
     timeout: Duration,
 }
 
@@ -92,34 +98,74 @@ async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result
 }
 
 impl RelayClient {
-    pub fn new(base: &str, timeout: Duration) -> Result<RelayClient, RelayError> {
+    /// A client for the relay at `bases` (one URL, or several instances
+    /// of one relay sharing a store).
+    pub fn new(bases: &[String], timeout: Duration) -> Result<RelayClient, RelayError> {
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(unreachable)?;
+        let bases: Vec<String> = bases
+            .iter()
+            .map(|b| b.trim_end_matches('/').to_owned())
+            .collect();
+        if bases.is_empty() {
+            return Err(RelayError::Unreachable("no relay URL configured".into()));
+        }
         Ok(RelayClient {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            bases: bases.into(),
+            current: Arc::new(AtomicUsize::new(0)),
             timeout,
         })
     }
 
+    /// The instance that last answered (the first one at start).
     pub fn base(&self) -> &str {
-        &self.base
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
+    }
+
+    /// Sends `method path` to the current instance; when no connection can
+    /// be made to it (so nothing was sent), to the next one, in order. Any
+    /// other failure, a timeout included, is final: the request may have
+    /// arrived, and sending it twice could count twice.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        finish: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<reqwest::Response, RelayError> {
+        let n = self.bases.len();
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = String::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let req = finish(
+                self.http
+                    .request(method.clone(), format!("{}{path}", self.bases[i])),
+            );
+            match req.send().await {
+                Ok(resp) => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return Ok(resp);
+                }
+                Err(e) if e.is_connect() => last = e.to_string(),
+                Err(e) => return Err(unreachable(e)),
+            }
+        }
+        Err(RelayError::Unreachable(last))
     }
 
     pub async fn create_enrollment(&self, ttl_secs: u64) -> Result<EnrollmentCreated, RelayError> {
+        let body = CreateEnrollment {
+            ttl_secs: Some(ttl_secs),
+        };
         let resp = self
-            .http
-            .post(format!("{}/v1/enrollments", self.base))
-            .timeout(self.timeout)
-            .json(&CreateEnrollment {
-                ttl_secs: Some(ttl_secs),
+            .send(Method::POST, "/v1/enrollments", |r| {
+                r.timeout(self.timeout).json(&body)
             })
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .await?;
         if resp.status() != StatusCode::CREATED {
             return Err(fail(resp).await);
         }
@@ -182,14 +228,10 @@ impl RelayClient {
         expected: StatusCode,
     ) -> Result<(), RelayError> {
         let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .timeout(self.timeout)
-            .json(body)
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .send(Method::POST, path, |r| {
+                r.bearer_auth(token).timeout(self.timeout).json(body)
+            })
+            .await?;
         if resp.status() == expected {
             Ok(())
         } else {
@@ -217,14 +259,12 @@ impl RelayClient {
         token: &str,
         wait: Duration,
     ) -> Result<Option<T>, RelayError> {
+        let path = format!("{path}?wait={}", wait.as_secs());
         let resp = self
-            .http
-            .get(format!("{}{path}?wait={}", self.base, wait.as_secs()))
-            .bearer_auth(token)
-            .timeout(wait + self.timeout)
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .send(Method::GET, &path, |r| {
+                r.bearer_auth(token).timeout(wait + self.timeout)
+            })
+            .await?;
         match resp.status() {
             StatusCode::OK => json(resp).await.map(Some),
             StatusCode::NO_CONTENT => Ok(None),
@@ -233,8 +273,7 @@ impl RelayClient {
     }
 
     pub async fn delete_channel(&self, channel: &str, token: &str) -> Result<(), RelayError> {
-        self.delete(&format!("{}/v1/channels/{channel}", self.base), token)
-            .await
+        self.delete(&format!("/v1/channels/{channel}"), token).await
     }
 
     /// Takes a pending challenge back; one already gone counts as done.
@@ -244,23 +283,17 @@ impl RelayClient {
         token: &str,
         id: &str,
     ) -> Result<(), RelayError> {
-        self.delete(
-            &format!("{}/v1/channels/{channel}/challenges/{id}", self.base),
-            token,
-        )
-        .await
+        self.delete(&format!("/v1/channels/{channel}/challenges/{id}"), token)
+            .await
     }
 
     /// DELETE: 2xx or 404 (already gone) is success.
-    async fn delete(&self, url: &str, token: &str) -> Result<(), RelayError> {
+    async fn delete(&self, path: &str, token: &str) -> Result<(), RelayError> {
         let resp = self
-            .http
-            .delete(url)
-            .bearer_auth(token)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .send(Method::DELETE, path, |r| {
+                r.bearer_auth(token).timeout(self.timeout)
+            })
+            .await?;
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
             Ok(())
         } else {

@@ -31,13 +31,19 @@ pub(crate) struct Enrollment {
     device_token: Option<TokenHash>,
     result: watch::Sender<Option<EnrollmentResult>>,
     outcome: watch::Sender<Option<EnrollmentOutcome>>,
+    /// The address that opened the slot (slots per address are capped).
+    client: std::net::IpAddr,
 }
 
 pub(crate) async fn create(
     State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    relay.rate("enroll:create")?;
+    // Anonymous: limited per client address, so one address flooding
+    // creates cannot stop other hosts from enrolling.
+    let client = relay.client(&headers);
+    relay.rate_anonymous("create", client)?;
     let req: CreateEnrollment = if body.is_empty() {
         CreateEnrollment::default()
     } else {
@@ -47,15 +53,33 @@ pub(crate) async fn create(
     let id = relay.random_id(16)?;
     let token = relay.random_id(32)?;
     let mut inner = relay.lock()?;
+    let now = Instant::now();
+    let per_address = relay.cfg.limits.open_enrollments_per_address;
+    let open_here = inner
+        .enrollments
+        .values()
+        .filter(|e| e.client == client && e.expires > now)
+        .count();
+    if open_here >= per_address {
+        return Err(err(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{per_address} enrollments from your address are already open; finish or let them expire"
+            ),
+        )
+        .retry_after(30));
+    }
     if inner.enrollments.len() >= relay.cfg.max_enrollments {
         return Err(err(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many open enrollments; try again later",
-        ));
+        )
+        .retry_after(30));
     }
     inner.enrollments.insert(
         id.clone(),
         Enrollment {
+            client,
             helper_token: hash_token(&token),
             expires: Instant::now() + Duration::from_secs(ttl),
             device_token: None,
@@ -78,8 +102,10 @@ pub(crate) async fn create(
 pub(crate) async fn register_device(
     State(relay): State<Arc<Relay>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
+    relay.rate_anonymous("register", relay.client(&headers))?;
     relay.rate(&format!("enroll:{id}"))?;
     let reg: DeviceRegistration = json_body(&body)?;
     b64_field("public_key", &reg.public_key, Some(65))?;
@@ -183,6 +209,7 @@ pub(crate) async fn wait_registration(
     let token = bearer(&headers)?;
     relay.rate(&token)?;
     let rx = watch_slot(&relay, &id, Party::Helper, &token, |e| &e.result)?;
+    let _slot = relay.poll_slot(&token)?;
     Ok(match wait_value(rx, &q).await {
         Some(r) => Json(r).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -232,6 +259,7 @@ pub(crate) async fn wait_outcome(
     let token = bearer(&headers)?;
     relay.rate(&token)?;
     let rx = watch_slot(&relay, &id, Party::Device, &token, |e| &e.outcome)?;
+    let _slot = relay.poll_slot(&token)?;
     Ok(match wait_value(rx, &q).await {
         Some(o) => {
             relay.lock()?.enrollments.remove(&id);

@@ -9,9 +9,11 @@
 )]
 
 pub mod args;
+mod clients;
 mod enrollments;
 mod limits;
 mod persist;
+pub mod serve;
 pub mod webapp;
 pub mod webpush;
 
@@ -22,7 +24,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use clients::PollCounts;
 use limits::RateLimiter;
+use pushmfa_config::relay::{AddrBlock, RelayLimits};
 use pushmfa_protocol::relay_api::*;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -51,6 +55,9 @@ pub struct RelayConfig {
     /// Another origin serves the web app: the relay serves none and allows
     /// that origin to call the API (CORS).
     pub app_origin: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<AddrBlock>,
+    pub limits: RelayLimits,
 }
 
 impl Default for RelayConfig {
@@ -64,6 +71,8 @@ impl Default for RelayConfig {
             web_push_contact: "mailto:root@localhost".into(),
             web_push_allow: Vec::new(),
             app_origin: None,
+            trusted_proxies: Vec::new(),
+            limits: RelayLimits::default(),
         }
     }
 }
@@ -143,23 +152,40 @@ pub struct Relay {
     cfg: RelayConfig,
     inner: Mutex<Inner>,
     limiter: RateLimiter,
+    /// Anonymous calls per client address.
+    anonymous: RateLimiter,
+    polls: PollCounts,
     rng: SystemRandom,
     /// Random per process: a cursor from before a restart never matches.
     epoch: String,
     pusher: Arc<webpush::Pusher>,
 }
 
-/// An error answer: status code plus `{"error": ...}`.
-pub struct ApiError(StatusCode, String);
+/// An error answer: status code plus `{"error": ...}`, and for the
+/// answers that say "later" (429, 503) how many seconds later.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String, Option<u64>);
+
+impl ApiError {
+    fn retry_after(mut self, secs: u64) -> ApiError {
+        self.2 = Some(secs.max(1));
+        self
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+        let mut resp = (self.0, Json(ErrorBody { error: self.1 })).into_response();
+        if let Some(secs) = self.2 {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
 fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
-    ApiError(status, msg.into())
+    ApiError(status, msg.into(), None)
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -182,6 +208,11 @@ impl Relay {
         rng.fill(&mut epoch).map_err(|_| RelayError::Random)?;
         Ok(Relay {
             limiter: RateLimiter::new(cfg.rate_per_sec, cfg.burst),
+            anonymous: RateLimiter::new(
+                cfg.limits.anonymous_per_minute / 60.0,
+                cfg.limits.anonymous_burst,
+            ),
+            polls: PollCounts::default(),
             cfg,
             inner: Mutex::new(inner),
             rng,
@@ -210,14 +241,38 @@ impl Relay {
     }
 
     fn rate(&self, key: &str) -> ApiResult<()> {
-        if self.limiter.allow(key) {
-            Ok(())
-        } else {
-            Err(err(
+        match self.limiter.allow(key) {
+            Ok(()) => Ok(()),
+            Err(wait) => Err(err(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate limit exceeded; slow down",
-            ))
+            )
+            .retry_after(wait.as_secs_f64().ceil() as u64)),
         }
+    }
+
+    /// The rate limit on anonymous calls of one kind from the request's
+    /// client address.
+    fn rate_anonymous(&self, kind: &str, client: std::net::IpAddr) -> ApiResult<()> {
+        match self.anonymous.allow(&format!("{kind}:{client}")) {
+            Ok(()) => Ok(()),
+            Err(wait) => Err(err(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many enrollment requests from your address; try again later",
+            )
+            .retry_after(wait.as_secs_f64().ceil() as u64)),
+        }
+    }
+
+    /// The request's client address (see [`clients::client_addr`]).
+    fn client(&self, headers: &HeaderMap) -> std::net::IpAddr {
+        clients::client_addr(&self.cfg.trusted_proxies, headers)
+    }
+
+    /// A place for one more long-poll by `token`.
+    fn poll_slot(&self, token: &str) -> ApiResult<clients::PollSlot> {
+        self.polls
+            .take(hash_token(token), self.cfg.limits.long_polls_per_token)
     }
 
     fn persist(&self, inner: &Inner) -> ApiResult<()> {
@@ -318,8 +373,39 @@ fn api_routes(relay: Arc<Relay>) -> Router {
         )
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_LEN))
+        .layer(axum::middleware::from_fn_with_state(
+            relay.clone(),
+            body_in_time,
+        ))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(relay)
+}
+
+/// Reads the whole request body within the header timeout (a client that
+/// sends a body a byte at a time holds nothing for long), then hands it on.
+async fn body_in_time(
+    State(relay): State<Arc<Relay>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = Duration::from_secs(relay.cfg.limits.header_timeout_secs);
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY_LEN)).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                .await
+        }
+        Ok(Err(_)) => err(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_BODY_LEN} bytes, or cut short"),
+        )
+        .into_response(),
+        Err(_) => err(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )
+        .into_response(),
+    }
 }
 
 /// Every error answer is `{"error": ...}`, including the ones axum makes
@@ -362,8 +448,14 @@ fn bearer(headers: &HeaderMap) -> ApiResult<String> {
         .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "missing bearer token"))
 }
 
+/// Whether `presented` is the token `expected` hashes; a match also marks
+/// the request's connection as authenticated (see [`serve`]).
 fn token_matches(expected: &TokenHash, presented: &str) -> bool {
-    expected.ct_eq(&hash_token(presented)).into()
+    let ok: bool = expected.ct_eq(&hash_token(presented)).into();
+    if ok {
+        serve::authenticated();
+    }
+    ok
 }
 
 /// Parses a JSON body, answering 400 with the reason (axum's own rejection
@@ -646,6 +738,7 @@ async fn list_challenges(
         ch.changes.subscribe()
     };
     // Nothing new yet: wait for a change (or the deadline), then look again.
+    let _slot = relay.poll_slot(&token)?;
     let _ = tokio::time::timeout_at(deadline.into(), rx.changed()).await;
     let inner = relay.lock()?;
     let Some(ch) = inner.channels.get(&channel) else {
@@ -750,6 +843,7 @@ async fn wait_response(
             .map(|p| p.response.subscribe())
             .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))?
     };
+    let _slot = relay.poll_slot(&token)?;
     let got = match tokio::time::timeout(wait_for(&q), rx.wait_for(Option::is_some)).await {
         Ok(Ok(v)) => v.clone(),
         _ => None,

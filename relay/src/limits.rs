@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct RateLimiter {
     rate: f64,
@@ -22,10 +22,11 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token from `key`'s bucket; false when it is empty.
-    pub fn allow(&self, key: &str) -> bool {
+    /// Takes one token from `key`'s bucket; when it is empty, how long
+    /// until it holds one again.
+    pub fn allow(&self, key: &str) -> Result<(), Duration> {
         let Ok(mut buckets) = self.buckets.lock() else {
-            return false;
+            return Err(Duration::from_secs(1));
         };
         let now = Instant::now();
         if buckets.len() >= MAX_BUCKETS {
@@ -39,9 +40,11 @@ impl RateLimiter {
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(Duration::from_secs_f64(
+                ((1.0 - *tokens) / self.rate).min(3600.0),
+            ))
         }
     }
 }
@@ -52,9 +55,13 @@ mod tests {
 
     #[test]
     fn burst_then_refusal_per_key() {
-        let l = RateLimiter::new(0.001, 3.0);
-        assert!(l.allow("a") && l.allow("a") && l.allow("a"));
-        assert!(!l.allow("a"));
-        assert!(l.allow("b"), "keys are independent");
+        let l = RateLimiter::new(0.01, 3.0);
+        assert!(l.allow("a").is_ok() && l.allow("a").is_ok() && l.allow("a").is_ok());
+        let wait = l.allow("a").unwrap_err();
+        assert!(
+            wait > Duration::from_secs(99) && wait <= Duration::from_secs(100),
+            "{wait:?}"
+        );
+        assert!(l.allow("b").is_ok(), "keys are independent");
     }
 }

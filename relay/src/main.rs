@@ -1,6 +1,8 @@
 //! pushmfa-relay: the reference self-hosted push relay.
 
 use clap::Parser;
+use pushmfa_config::relay::AddrBlock;
+use pushmfa_relay::serve::{ConnLimits, Gate};
 use pushmfa_relay::{Relay, RelayConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +35,12 @@ fn main() -> ExitCode {
             web_push_contact: args.web_push_contact.clone(),
             web_push_allow: args.web_push_allow.clone(),
             app_origin: Some(args.app_origin.clone()).filter(|o| !o.is_empty()),
+            trusted_proxies: args
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| AddrBlock::parse(p))
+                .collect(),
+            limits: args.limits.clone(),
             ..RelayConfig::default()
         }) {
             Ok(r) => Arc::new(r),
@@ -41,6 +49,15 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Connections are capped below the open-file limit, so a flood of
+        // idle connections cannot starve the relay of descriptors.
+        let open_files = pushmfa_relay::serve::raise_open_files();
+        let limits = ConnLimits::new(&args.limits, open_files);
+        let bounds = format!(
+            "pushmfa-relay: up to {} connections ({} before a token is shown, {} per address; open-file limit {open_files})\n",
+            limits.max, limits.max_anonymous, limits.per_address
+        );
+        let gate = Gate::new(limits);
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -54,6 +71,7 @@ fn main() -> ExitCode {
         // One write: whoever waits for this line reads it whole.
         let line = format!("pushmfa-relay: listening on http://{addr}\n");
         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), bounds.as_bytes());
         tokio::spawn(pushmfa_relay::sweep_forever(relay.clone()));
         let shutdown = async {
             use tokio::signal::unix::{SignalKind, signal};
@@ -69,13 +87,7 @@ fn main() -> ExitCode {
         // On SIGTERM/SIGINT stop at once: open long-polls are cut and their
         // clients poll again, instead of shutdown waiting up to a minute.
         tokio::select! {
-            served = axum::serve(listener, pushmfa_relay::router(relay)) => match served {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("pushmfa-relay: {e}");
-                    ExitCode::FAILURE
-                }
-            },
+            () = pushmfa_relay::serve::serve(listener, pushmfa_relay::router(relay), gate) => ExitCode::SUCCESS,
             _ = shutdown => ExitCode::SUCCESS,
         }
     })

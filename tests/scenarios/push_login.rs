@@ -561,3 +561,29 @@ fn a_killed_login_frees_the_push_slot_and_withdraws_its_request() {
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
     assert_eq!(offered.borrow().len(), 1, "{:?}", offered.borrow());
 }
+
+#[test]
+fn a_second_relay_url_is_used_when_the_first_cannot_be_reached_and_ipv6_works() {
+    // The first URL has nothing listening; the second is the relay, on
+    // the IPv6 loopback.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let relay = Relay::start_on("[::1]:0");
+    assert!(relay.url.starts_with("http://[::1]:"), "{}", relay.url);
+    let mut e = TestEnv::new(&format!(
+        "[backend]\nkind = \"relay\"\nurl = [\"http://{dead}\", \"{}\"]\n",
+        relay.url
+    ));
+    e.start_helper();
+    e.service(SVC, "");
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, "alice");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(phone_then_enter(&phone, Decision::Approve, 0))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    e.wait_for_log("outcome=success (method=push");
+}

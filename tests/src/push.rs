@@ -29,8 +29,41 @@ impl Relay {
 
     /// Starts it with extra command-line arguments.
     pub fn start_with(args: &[&str]) -> Relay {
-        let mut child = Command::new(bin("pushmfa-relay"))
-            .args(["--listen", "127.0.0.1:0"])
+        Relay::spawn("127.0.0.1:0", args, None)
+    }
+
+    /// Starts it listening on `listen` (an address with port 0).
+    pub fn start_on(listen: &str) -> Relay {
+        Relay::spawn(listen, &[], None)
+    }
+
+    /// Starts it with its open-file limit (soft and hard) set to `files`,
+    /// as `ulimit -n` would.
+    pub fn start_with_open_files(args: &[&str], files: u64) -> Relay {
+        Relay::spawn("127.0.0.1:0", args, Some(files))
+    }
+
+    fn spawn(listen: &str, args: &[&str], files: Option<u64>) -> Relay {
+        let mut cmd = Command::new(bin("pushmfa-relay"));
+        if let Some(n) = files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = cmd
+            .args(["--listen", listen])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
