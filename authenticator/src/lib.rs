@@ -136,11 +136,22 @@ impl Store {
 }
 
 /// An HTTP client for the relay calls below (reuse it to keep connections).
+/// It trusts the built-in Mozilla roots, or only the PEM certificates in
+/// the file `SSL_CERT_FILE` names (a private CA, a self-signed relay).
 pub fn http() -> Result<reqwest::Client, AuthError> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(90))
-        .build()
-        .map_err(|e| AuthError::Relay(e.to_string()))
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(90));
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
+        let shown = std::path::Path::new(&path).display().to_string();
+        let pem = std::fs::read(&path)
+            .map_err(|e| AuthError::Relay(format!("SSL_CERT_FILE {shown}: {e}")))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| AuthError::Relay(format!("SSL_CERT_FILE {shown}: {e}")))?;
+        builder = builder.tls_built_in_root_certs(false);
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    builder.build().map_err(|e| AuthError::Relay(e.to_string()))
 }
 
 async fn check(resp: reqwest::Response) -> Result<reqwest::Response, AuthError> {

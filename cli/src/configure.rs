@@ -43,17 +43,23 @@ pub fn edit_file(path: &Path, changes: &Changes) -> Result<String, String> {
     Ok(new)
 }
 
-/// GET <url>/healthz: whether the relay answers, in words.
-pub fn probe_relay(url: &str, timeout: Duration) -> Result<(), String> {
+/// GET <url>/healthz: whether the relay answers, in words, trusting the
+/// certificates the helper would (`ca_file`, else the system's).
+pub fn probe_relay(url: &str, ca_file: &str, timeout: Duration) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let http = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(timeout)
-        .timeout(timeout)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .timeout(timeout);
+    if let Some(pem) = pushmfa_config::trusted_roots(ca_file)? {
+        builder = builder.tls_built_in_root_certs(false);
+        for c in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())? {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    let http = builder.build().map_err(|e| e.to_string())?;
     let health = format!("{}/healthz", url.trim_end_matches('/'));
     let status = rt
         .block_on(async { http.get(&health).send().await })
@@ -81,7 +87,10 @@ pub fn run(config: &Path, changes: &Changes) -> ExitCode {
     println!("Updated {}.", config.display());
     if let Some(url) = &changes.relay_url {
         let url = url.trim_end_matches('/');
-        match probe_relay(url, Duration::from_secs(5)) {
+        let ca_file = pushmfa_config::Config::load(config, 0)
+            .map(|c| c.backend.ca_file)
+            .unwrap_or_default();
+        match probe_relay(url, &ca_file, Duration::from_secs(5)) {
             Ok(()) => println!("The relay at {url} answers."),
             Err(e) => println!(
                 "warning: the relay at {url} does not answer yet ({e}); logins ask for a recovery code until it does, see [policy] failmode"

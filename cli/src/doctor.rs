@@ -36,8 +36,8 @@ impl fmt::Display for Check {
 }
 
 /// The relay must answer for push logins to work.
-fn check_relay(url: &str) -> Check {
-    match crate::configure::probe_relay(url, Duration::from_secs(5)) {
+fn check_relay(url: &str, ca_file: &str) -> Check {
+    match crate::configure::probe_relay(url, ca_file, Duration::from_secs(5)) {
         Ok(()) => check(Status::Ok, "relay", format!("{url} answers")),
         Err(e) => check(
             Status::Fail,
@@ -93,7 +93,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> Vec<Check> {
     out.push(check_socket(&socket));
     if cfg.backend.kind == BackendKind::Relay {
         for url in &cfg.backend.url.0 {
-            out.push(check_relay(url));
+            out.push(check_relay(url, &cfg.backend.ca_file));
         }
         if cfg.policy.failmode == pushmfa_config::FailMode::Safe {
             out.push(check(

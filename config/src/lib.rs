@@ -62,6 +62,9 @@ pub struct Backend {
     pub allow_plain_http: bool,
     /// Where phones open the web app; empty: the relay's own `<url>/app/`.
     pub app_url: String,
+    /// PEM certificates to trust for the relay instead of the system's
+    /// (a private CA, or the relay's own self-signed certificate).
+    pub ca_file: String,
 }
 
 impl Default for Backend {
@@ -72,6 +75,7 @@ impl Default for Backend {
             timeout_secs: 5,
             allow_plain_http: false,
             app_url: String::new(),
+            ca_file: String::new(),
         }
     }
 }
@@ -443,6 +447,9 @@ impl Config {
                 ));
             }
         }
+        if !b.ca_file.is_empty() && !b.ca_file.starts_with('/') {
+            return Err(("backend", "ca_file", "must be an absolute path".into()));
+        }
         if !b.app_url.is_empty() && !secure_transport(&b.app_url) {
             return Err((
                 "backend",
@@ -601,6 +608,29 @@ fn locate_key(text: &str, section: &str, key: &str) -> (usize, usize) {
         }
     }
     (1, 1)
+}
+
+/// Where distributions keep the system's trusted CA certificates.
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+/// The PEM certificates a client of the relay should trust: `ca_file`
+/// when set, else the system's bundle; None when there is no system bundle
+/// (the client then uses its built-in Mozilla roots).
+pub fn trusted_roots(ca_file: &str) -> Result<Option<Vec<u8>>, String> {
+    if !ca_file.is_empty() {
+        let pem = std::fs::read(ca_file).map_err(|e| format!("ca_file {ca_file}: {e}"))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(format!("ca_file {ca_file}: holds no PEM certificate"));
+        }
+        return Ok(Some(pem));
+    }
+    Ok(SYSTEM_CA_BUNDLES
+        .iter()
+        .find_map(|p| std::fs::read(p).ok().filter(|b| !b.is_empty())))
 }
 
 /// Whether `url` is https, or plain http to this machine (loopback).

@@ -25,6 +25,10 @@ pub struct RelayFile {
     /// The origin that serves the web app instead of this relay (empty:
     /// the relay serves it under /app/).
     pub app_origin: String,
+    /// PEM certificate chain and private key: the relay speaks TLS itself
+    /// (both set) or plain HTTP behind a proxy (neither).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
     /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For`
     /// names the client; everyone else is known by the connection's address.
     pub trusted_proxies: Vec<String>,
@@ -127,6 +131,8 @@ impl Default for RelayFile {
             web_push_contact: "mailto:root@localhost".into(),
             web_push_allow: Vec::new(),
             app_origin: String::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
             trusted_proxies: Vec::new(),
             limits: RelayLimits::default(),
         }
@@ -205,6 +211,31 @@ impl RelayFile {
                     "{:?} is not an origin like \"https://app.example.org\"",
                     self.app_origin
                 ),
+            ));
+        }
+        let (cert, key) = (self.tls_cert.as_os_str(), self.tls_key.as_os_str());
+        if cert.is_empty() != key.is_empty() {
+            return Err((
+                "",
+                if cert.is_empty() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                },
+                "tls_cert and tls_key go together: set both, or neither".into(),
+            ));
+        }
+        if (!cert.is_empty() && self.tls_cert.is_relative())
+            || (!key.is_empty() && self.tls_key.is_relative())
+        {
+            return Err((
+                "",
+                if self.tls_cert.is_relative() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                },
+                "must be an absolute path".into(),
             ));
         }
         if let Some(bad) = self

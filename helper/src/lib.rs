@@ -47,7 +47,7 @@ use hostkey::HostKey;
 use log::Logger;
 use pushmfa_config::{BackendKind, Config, LogLevel};
 use pushmfa_state::Store;
-use relay_client::RelayClient;
+use relay_client::{RelayClient, RelayError};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,16 +88,22 @@ pub fn run(args: Args) -> ExitCode {
     };
     let relay = match cfg.backend.kind {
         BackendKind::None => None,
-        BackendKind::Relay => match RelayClient::new(
-            &cfg.backend.url.0,
-            Duration::from_secs(u64::from(cfg.backend.timeout_secs)),
-        ) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                boot_log.error(&format!("backend: {e}"));
-                return ExitCode::FAILURE;
+        BackendKind::Relay => {
+            match pushmfa_config::trusted_roots(&cfg.backend.ca_file).and_then(|roots| {
+                RelayClient::new(
+                    &cfg.backend.url.0,
+                    Duration::from_secs(u64::from(cfg.backend.timeout_secs)),
+                    roots.as_deref(),
+                )
+                .map_err(|e: RelayError| e.to_string())
+            }) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    boot_log.error(&format!("backend: {e}"));
+                    return ExitCode::FAILURE;
+                }
             }
-        },
+        }
     };
     if args.check {
         println!(

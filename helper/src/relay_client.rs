@@ -34,13 +34,51 @@ pub enum RelayError {
 }
 
 /// Classifies a failed request: only a connection that cannot be made, or
-/// a timeout, is "unreachable". Anything the relay did answer is not.
+/// a timeout, is "unreachable". Anything the relay did answer is not, and
+/// neither is a certificate the helper does not trust: that is an attacker
+/// on the path (or a wrong `ca_file`), never an outage `failmode = "safe"`
+/// may wave through.
 fn unreachable(e: reqwest::Error) -> RelayError {
+    if is_tls_failure(&e) {
+        return RelayError::Broken(format!(
+            "TLS: {}: the relay's certificate is not trusted (someone on the path, or backend.ca_file does not hold its CA)",
+            tls_reason(&e)
+        ));
+    }
     if e.is_connect() || e.is_timeout() {
         RelayError::Unreachable(e.to_string())
     } else {
         RelayError::Broken(e.to_string())
     }
+}
+
+/// Whether rustls refused the connection somewhere in `e`'s sources.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    tls_error(e).is_some()
+}
+
+/// The rustls error in `e`'s sources. hyper wraps it in an io::Error inside
+/// another io::Error, and an io::Error's `source()` skips what it wraps, so
+/// wrapped errors are looked into with `get_ref`.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+fn tls_reason(e: &(dyn std::error::Error + 'static)) -> String {
+    tls_error(e).map_or_else(String::new, ToString::to_string)
 }
 
 impl RelayError {
@@ -100,12 +138,25 @@ async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result
 impl RelayClient {
     /// A client for the relay at `bases` (one URL, or several instances
     /// of one relay sharing a store).
-    pub fn new(bases: &[String], timeout: Duration) -> Result<RelayClient, RelayError> {
-        let http = reqwest::Client::builder()
+    /// `roots`: PEM certificates to trust instead of the built-in roots
+    /// (see `pushmfa_config::trusted_roots`).
+    pub fn new(
+        bases: &[String],
+        timeout: Duration,
+        roots: Option<&[u8]>,
+    ) -> Result<RelayClient, RelayError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(unreachable)?;
+            .pool_idle_timeout(Duration::from_secs(90));
+        if let Some(pem) = roots {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| RelayError::Broken(format!("CA certificates: {e}")))?;
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build().map_err(unreachable)?;
         let bases: Vec<String> = bases
             .iter()
             .map(|b| b.trim_end_matches('/').to_owned())
@@ -138,7 +189,7 @@ impl RelayClient {
     ) -> Result<reqwest::Response, RelayError> {
         let n = self.bases.len();
         let start = self.current.load(Ordering::Relaxed);
-        let mut last = String::new();
+        let mut last = None;
         for k in 0..n {
             let i = (start + k) % n;
             let req = finish(
@@ -150,11 +201,16 @@ impl RelayClient {
                     self.current.store(i, Ordering::Relaxed);
                     return Ok(resp);
                 }
-                Err(e) if e.is_connect() => last = e.to_string(),
+                // Nothing was sent (a refused certificate included: the
+                // next instance may be reached without the attacker).
+                Err(e) if e.is_connect() => last = Some(e),
                 Err(e) => return Err(unreachable(e)),
             }
         }
-        Err(RelayError::Unreachable(last))
+        Err(last.map_or_else(
+            || RelayError::Unreachable("no relay URL".into()),
+            unreachable,
+        ))
     }
 
     pub async fn create_enrollment(&self, ttl_secs: u64) -> Result<EnrollmentCreated, RelayError> {

@@ -43,6 +43,12 @@ pub struct Args {
     /// file's list). Browsers' own push services are always allowed.
     #[arg(long, value_name = "ORIGIN")]
     pub web_push_allow: Vec<String>,
+    /// PEM certificate chain for TLS on the relay's own port (with --tls-key).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// Serve no web app; let the app at this origin use the API instead.
     #[arg(long, value_name = "ORIGIN")]
     pub app_origin: Option<String>,
@@ -72,6 +78,12 @@ impl Args {
         }
         if let Some(v) = &self.app_origin {
             s.app_origin = v.clone();
+        }
+        if let Some(v) = &self.tls_cert {
+            s.tls_cert = v.clone();
+        }
+        if let Some(v) = &self.tls_key {
+            s.tls_key = v.clone();
         }
         if !self.web_push_allow.is_empty() {
             s.web_push_allow = self.web_push_allow.clone();

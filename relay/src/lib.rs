@@ -14,6 +14,7 @@ mod enrollments;
 mod limits;
 mod persist;
 pub mod serve;
+pub mod tls;
 pub mod webapp;
 pub mod webpush;
 

@@ -3,6 +3,7 @@
 use clap::Parser;
 use pushmfa_config::relay::AddrBlock;
 use pushmfa_relay::serve::{ConnLimits, Gate};
+use pushmfa_relay::tls::Certificates;
 use pushmfa_relay::{Relay, RelayConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,6 +52,25 @@ fn main() -> ExitCode {
         };
         // Connections are capped below the open-file limit, so a flood of
         // idle connections cannot starve the relay of descriptors.
+        let tls = if args.tls_cert.as_os_str().is_empty() {
+            None
+        } else {
+            match Certificates::load(&args.tls_cert, &args.tls_key)
+                .and_then(|c| c.acceptor().map(|a| (c, a)))
+            {
+                Ok((certs, acceptor)) => {
+                    tokio::spawn(pushmfa_relay::tls::reload_forever(
+                        certs,
+                        std::time::Duration::from_secs(10),
+                    ));
+                    Some(acceptor)
+                }
+                Err(e) => {
+                    eprintln!("pushmfa-relay: TLS: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        };
         let open_files = pushmfa_relay::serve::raise_open_files();
         let limits = ConnLimits::new(&args.limits, open_files);
         let bounds = format!(
@@ -69,7 +89,8 @@ fn main() -> ExitCode {
             .local_addr()
             .map_or(args.listen.to_string(), |a| a.to_string());
         // One write: whoever waits for this line reads it whole.
-        let line = format!("pushmfa-relay: listening on http://{addr}\n");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let line = format!("pushmfa-relay: listening on {scheme}://{addr}\n");
         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         let _ = std::io::Write::write_all(&mut std::io::stderr(), bounds.as_bytes());
         tokio::spawn(pushmfa_relay::sweep_forever(relay.clone()));
@@ -87,7 +108,7 @@ fn main() -> ExitCode {
         // On SIGTERM/SIGINT stop at once: open long-polls are cut and their
         // clients poll again, instead of shutdown waiting up to a minute.
         tokio::select! {
-            () = pushmfa_relay::serve::serve(listener, pushmfa_relay::router(relay), gate) => ExitCode::SUCCESS,
+            () = pushmfa_relay::serve::serve(listener, pushmfa_relay::router(relay), gate, tls) => ExitCode::SUCCESS,
             _ = shutdown => ExitCode::SUCCESS,
         }
     })

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 /// How many connections may be open, and for how long they may sit idle.
@@ -186,9 +186,14 @@ pub fn connection() -> Option<Arc<ConnState>> {
     CONNECTION.try_with(Arc::clone).ok()
 }
 
-/// Serves `router` on `listener` within `gate`'s limits until the future
-/// is dropped.
-pub async fn serve(listener: TcpListener, router: Router, gate: Arc<Gate>) {
+/// Serves `router` on `listener` within `gate`'s limits, over TLS when
+/// `tls` is given, until the future is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    gate: Arc<Gate>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -224,13 +229,23 @@ pub async fn serve(listener: TcpListener, router: Router, gate: Arc<Gate>) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_one(
-            builder.clone(),
-            stream,
-            router.clone(),
-            conn,
-            (gate.limits.header_timeout, gate.limits.idle_timeout),
-        ));
+        let timeouts = (gate.limits.header_timeout, gate.limits.idle_timeout);
+        let (builder, router) = (builder.clone(), router.clone());
+        match tls.clone() {
+            None => {
+                tokio::spawn(serve_one(builder, stream, router, conn, timeouts));
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    // The handshake counts as the start of the first request.
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(timeouts.0, acceptor.accept(stream)).await
+                    {
+                        serve_one(builder, stream, router, conn, timeouts).await;
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -241,13 +256,15 @@ fn canonical(peer: SocketAddr) -> IpAddr {
     }
 }
 
-async fn serve_one(
+async fn serve_one<S>(
     builder: Arc<auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
+    stream: S,
     router: Router,
     conn: Arc<ConnState>,
     (head, idle): (Duration, Duration),
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(stream);
     let per_request = conn.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {

@@ -182,6 +182,8 @@ export class RequestCard {
     this.status = status;
     this.detail = detail;
     this.render();
+    // Opened again (after a refused answer): the countdown shows at once.
+    if (status === "open") this.tick(Date.now());
   }
 
   tick(now) {

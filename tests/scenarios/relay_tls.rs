@@ -1,0 +1,304 @@
+//! The relay speaking TLS itself: a test CA and certificates made with
+//! `openssl`, real logins over https, a renewed certificate picked up on
+//! SIGHUP, and a certificate the helper does not trust treated as an
+//! attack, never as "relay down" (not even with `failmode = "safe"`).
+//!
+//! The phone (the authenticator library) trusts the test CA through
+//! `SSL_CERT_FILE`, set once for this test binary.
+
+use pushmfa_protocol::signed::Decision;
+use pushmfa_tests::push::{Phone, Relay, number_in};
+use pushmfa_tests::{Answer, TestEnv, rc};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const SVC: &str = "pushmfa-test";
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`name`.pem, `name`.key) in `dir`.
+fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    dir.join(format!("{name}.pem"))
+}
+
+/// A certificate for 127.0.0.1 and ::1 signed by CA `ca`: (cert, key).
+fn make_leaf(dir: &Path, ca: &str, name: &str) -> (PathBuf, PathBuf) {
+    std::fs::write(
+        dir.join(format!("{name}.cnf")),
+        "subjectAltName=IP:127.0.0.1,IP:::1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-CAserial",
+            &format!("{name}.srl"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.cnf"),
+        ],
+    );
+    (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    )
+}
+
+/// The test CA, made once; the phone trusts it (SSL_CERT_FILE).
+fn ca_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ca = make_ca(dir.path(), "ca");
+        // SAFETY: set before any test thread reads the environment (inside
+        // this OnceLock, which every test passes through first).
+        unsafe { std::env::set_var("SSL_CERT_FILE", &ca) };
+        dir
+    })
+    .path()
+}
+
+/// A relay serving `cert`/`key` (copied into a directory of its own, so a
+/// test can replace them).
+fn tls_relay(cert: &Path, key: &Path) -> (Relay, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (c, k) = (dir.path().join("relay.pem"), dir.path().join("relay.key"));
+    std::fs::copy(cert, &c).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(key, &k).unwrap_or_else(|e| panic!("{e}"));
+    let relay = Relay::start_with(&[
+        "--tls-cert",
+        &c.to_string_lossy(),
+        "--tls-key",
+        &k.to_string_lossy(),
+    ]);
+    assert!(relay.url.starts_with("https://127.0.0.1:"), "{}", relay.url);
+    (relay, dir)
+}
+
+fn helper_for(url: &str, extra: &str) -> TestEnv {
+    let ca = ca_dir().join("ca.pem");
+    let mut e = TestEnv::new(&format!(
+        "[backend]\nkind = \"relay\"\nurl = \"{url}\"\nca_file = \"{}\"\n{extra}",
+        ca.display()
+    ));
+    e.start_helper();
+    e.service(SVC, "");
+    e
+}
+
+fn approve_at_prompt(phone: &Phone) -> Answer {
+    let dir = phone.store_path().to_owned();
+    Answer::Reply(Box::new(move |prompt: &str| {
+        let phone = Phone { dir };
+        phone.decide(Decision::Approve, Some(number_in(prompt)));
+        String::new()
+    }))
+}
+
+/// The certificate `url` serves (PEM body) if it verifies against the test
+/// CA (empty otherwise), and the protocol ALPN chose: `openssl s_client`.
+fn served(url: &str) -> (String, String) {
+    let host = url.trim_start_matches("https://");
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            host,
+            "-alpn",
+            "h2,http/1.1",
+            "-verify_return_error",
+            "-CAfile",
+        ])
+        .arg(ca_dir().join("ca.pem"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("openssl s_client: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !text.contains("Verify return code: 0 (ok)") {
+        return (String::new(), String::new());
+    }
+    let alpn = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ALPN protocol: "))
+        .unwrap_or_default()
+        .to_owned();
+    let pem: String = text
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)
+        .and_then(|t| t.split("-----END CERTIFICATE-----").next())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    (pem, alpn)
+}
+
+#[test]
+fn a_push_login_over_the_relays_own_tls() {
+    let dir = ca_dir();
+    let (cert, key) = make_leaf(dir, "ca", "relay-a");
+    let (relay, _files) = tls_relay(&cert, &key);
+    let (pem, alpn) = served(&relay.url);
+    assert!(!pem.is_empty(), "the certificate does not verify");
+    assert_eq!(alpn, "h2", "HTTP/2 by ALPN");
+    let e = helper_for(&relay.url, "");
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, "alice");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(approve_at_prompt(&phone))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    e.wait_for_log("outcome=success (method=push");
+}
+
+#[test]
+fn a_renewed_certificate_is_served_after_sighup_and_a_broken_one_is_not() {
+    let dir = ca_dir();
+    let (old_cert, key) = make_leaf(dir, "ca", "relay-b");
+    let (relay, files) = tls_relay(&old_cert, &key);
+    let (before, _) = served(&relay.url);
+    assert!(!before.is_empty());
+    let (new_cert, new_key) = make_leaf(dir, "ca", "relay-c");
+    std::fs::copy(&new_cert, files.path().join("relay.pem")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(&new_key, files.path().join("relay.key")).unwrap_or_else(|e| panic!("{e}"));
+    let hup = |pid: u32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    hup(relay.pid());
+    let renewed = wait_until(|| {
+        let (now, _) = served(&relay.url);
+        (now != before && !now.is_empty()).then_some(now)
+    });
+    // A key that does not load: the relay keeps serving the renewed pair.
+    std::fs::write(files.path().join("relay.key"), "garbage").unwrap_or_else(|e| panic!("{e}"));
+    hup(relay.pid());
+    std::thread::sleep(Duration::from_millis(300));
+    let (still, _) = served(&relay.url);
+    assert_eq!(
+        still, renewed,
+        "a broken key replaced the certificate in use"
+    );
+}
+
+fn wait_until<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..50 {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("not within 5 s")
+}
+
+#[test]
+fn an_untrusted_certificate_is_never_relay_down_even_with_failmode_safe() {
+    let dir = ca_dir();
+    let (cert, key) = make_leaf(dir, "ca", "relay-d");
+    let (relay, _files) = tls_relay(&cert, &key);
+    let e = helper_for(&relay.url, "[policy]\nfailmode = \"safe\"\n");
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, "alice");
+    // Someone on the path now answers in the relay's place, with a
+    // certificate from a CA of their own.
+    make_ca(dir, "mallory");
+    let (fake, fake_key) = make_leaf(dir, "mallory", "fake");
+    let (impostor, _fake_files) = tls_relay(&fake, &fake_key);
+    let mut e = e;
+    e.kill_helper();
+    let config = std::fs::read_to_string(&e.config).unwrap_or_default();
+    std::fs::write(&e.config, config.replace(&relay.url, &impostor.url))
+        .unwrap_or_else(|err| panic!("{err}"));
+    e.start_helper();
+    // Nothing typed: a login that passes here passed with no factor at all.
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(|_| {})
+        .answer(Answer::Fail)
+        .run();
+    let decided = e.wait_for_log("outcome=");
+    assert_ne!(
+        code,
+        rc::SUCCESS,
+        "an untrusted certificate let the login in: {seen:?}\n{decided}"
+    );
+    assert!(
+        seen.contains(&"prompt:Recovery code: ".to_string()),
+        "{seen:?}"
+    );
+    let log = e.wait_for_log("asking for a recovery code");
+    assert!(!log.contains("FAILMODE SAFE"), "{log}");
+    assert!(log.contains("TLS: "), "{log}");
+    assert!(log.contains("not trusted"), "{log}");
+}
