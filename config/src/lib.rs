@@ -65,6 +65,9 @@ pub struct Backend {
     /// PEM certificates to trust for the relay instead of the system's
     /// (a private CA, or the relay's own self-signed certificate).
     pub ca_file: String,
+    /// Base64 SHA-256 of keys (SubjectPublicKeyInfo) the relay's
+    /// certificate must have, besides a valid chain; empty: no pin.
+    pub pin_sha256: Vec<String>,
 }
 
 impl Default for Backend {
@@ -76,7 +79,26 @@ impl Default for Backend {
             allow_plain_http: false,
             app_url: String::new(),
             ca_file: String::new(),
+            pin_sha256: Vec::new(),
         }
+    }
+}
+
+fn decode_pin(p: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(p)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+}
+
+impl Backend {
+    /// The pinned key hashes (validated on load).
+    pub fn pins(&self) -> Vec<[u8; 32]> {
+        self.pin_sha256
+            .iter()
+            .filter_map(|p| decode_pin(p))
+            .collect()
     }
 }
 
@@ -446,6 +468,15 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Some(bad) = b.pin_sha256.iter().find(|p| decode_pin(p).is_none()) {
+            return Err((
+                "backend",
+                "pin_sha256",
+                format!(
+                    "{bad:?} is not the base64 of a SHA-256 hash (44 characters, as `openssl dgst -sha256 -binary | base64` prints)"
+                ),
+            ));
         }
         if !b.ca_file.is_empty() && !b.ca_file.starts_with('/') {
             return Err(("backend", "ca_file", "must be an absolute path".into()));

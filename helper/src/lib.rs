@@ -38,6 +38,7 @@ mod push_book;
 mod recovery;
 mod relay_client;
 mod server;
+mod tls_pin;
 mod user_state;
 
 use args::Args;
@@ -94,6 +95,7 @@ pub fn run(args: Args) -> ExitCode {
                     &cfg.backend.url.0,
                     Duration::from_secs(u64::from(cfg.backend.timeout_secs)),
                     roots.as_deref(),
+                    &cfg.backend.pins(),
                 )
                 .map_err(|e: RelayError| e.to_string())
             }) {

@@ -40,10 +40,7 @@ pub enum RelayError {
 /// may wave through.
 fn unreachable(e: reqwest::Error) -> RelayError {
     if is_tls_failure(&e) {
-        return RelayError::Broken(format!(
-            "TLS: {}: the relay's certificate is not trusted (someone on the path, or backend.ca_file does not hold its CA)",
-            tls_reason(&e)
-        ));
+        return RelayError::Broken(format!("TLS: {}", tls_reason(&e)));
     }
     if e.is_connect() || e.is_timeout() {
         RelayError::Unreachable(e.to_string())
@@ -77,8 +74,18 @@ fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls:
     None
 }
 
+/// What went wrong with the relay's certificate, and the likely causes.
 fn tls_reason(e: &(dyn std::error::Error + 'static)) -> String {
-    tls_error(e).map_or_else(String::new, ToString::to_string)
+    match tls_error(e) {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) => format!(
+            "{}: not trusted (someone on the path, or the relay changed keys)",
+            o.0
+        ),
+        Some(t) => format!(
+            "{t}: the relay's certificate is not trusted (someone on the path, or backend.ca_file does not hold its CA)"
+        ),
+        None => String::new(),
+    }
 }
 
 impl RelayError {
@@ -140,15 +147,21 @@ impl RelayClient {
     /// of one relay sharing a store).
     /// `roots`: PEM certificates to trust instead of the built-in roots
     /// (see `pushmfa_config::trusted_roots`).
+    /// `pins`: SHA-256 hashes of keys the relay's certificate must have
+    /// (besides a chain to `roots`); empty: no pin.
     pub fn new(
         bases: &[String],
         timeout: Duration,
         roots: Option<&[u8]>,
+        pins: &[[u8; 32]],
     ) -> Result<RelayClient, RelayError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90));
-        if let Some(pem) = roots {
+        if !pins.is_empty() {
+            let tls = crate::tls_pin::pinned_config(roots, pins).map_err(RelayError::Broken)?;
+            builder = builder.use_preconfigured_tls(tls);
+        } else if let Some(pem) = roots {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| RelayError::Broken(format!("CA certificates: {e}")))?;
             builder = builder.tls_built_in_root_certs(false);

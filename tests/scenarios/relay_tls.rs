@@ -302,3 +302,155 @@ fn an_untrusted_certificate_is_never_relay_down_even_with_failmode_safe() {
     assert!(log.contains("TLS: "), "{log}");
     assert!(log.contains("not trusted"), "{log}");
 }
+
+/// The nginx server block of docs/relay.md, as printed there.
+fn documented_nginx_block() -> String {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/relay.md"))
+            .unwrap_or_else(|e| panic!("docs/relay.md: {e}"));
+    doc.split("```nginx\n")
+        .nth(1)
+        .and_then(|t| t.split("```").next())
+        .unwrap_or_else(|| panic!("docs/relay.md has no nginx block"))
+        .to_owned()
+}
+
+/// An nginx process (killed on drop).
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_push_login_through_the_documented_nginx_front_end() {
+    let dir = ca_dir();
+    let (cert, key) = make_leaf(dir, "ca", "front");
+    let relay = Relay::start_with(&[]);
+    let relay_addr = relay.url.trim_start_matches("http://").to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Only the port, the certificate paths and the relay's address change.
+    let block = documented_nginx_block()
+        .replace("listen 443 ", &format!("listen 127.0.0.1:{port} "))
+        .replace(
+            "/etc/letsencrypt/live/relay.example.org/fullchain.pem",
+            &cert.to_string_lossy(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/relay.example.org/privkey.pem",
+            &key.to_string_lossy(),
+        )
+        .replace("127.0.0.1:8480", &relay_addr);
+    let run = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let r = run.path().display();
+    let conf = run.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nmaster_process off;\npid {r}/nginx.pid;\nerror_log {r}/error.log;\n\
+             events {{}}\nhttp {{\n access_log off;\n client_body_temp_path {r}/body;\n\
+             proxy_temp_path {r}/proxy;\n fastcgi_temp_path {r}/fcgi;\n uwsgi_temp_path {r}/uwsgi;\n\
+             scgi_temp_path {r}/scgi;\n{block}\n}}\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let test = Command::new("nginx")
+        .args(["-t", "-p"])
+        .arg(run.path())
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap_or_else(|e| panic!("nginx: {e} (scripts/install-deps.sh installs nginx-light)"));
+    assert!(
+        test.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let _nginx = Nginx(
+        Command::new("nginx")
+            .arg("-p")
+            .arg(run.path())
+            .arg("-c")
+            .arg(&conf)
+            .spawn()
+            .unwrap_or_else(|e| panic!("nginx: {e}")),
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    wait_until(|| (!served(&url).0.is_empty()).then_some(()));
+    let e = helper_for(&url, "");
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, "alice");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(approve_at_prompt(&phone))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    e.wait_for_log("outcome=success (method=push");
+}
+
+/// The pin of `cert`'s key, as docs/relay.md says to compute it.
+fn pin_of(cert: &Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+            cert.display()
+        ))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_pinned_key_is_required_besides_the_chain() {
+    let dir = ca_dir();
+    let (cert, key) = make_leaf(dir, "ca", "pinned");
+    let (other, _) = make_leaf(dir, "ca", "other");
+    let (relay, _files) = tls_relay(&cert, &key);
+    let pin = pin_of(&cert);
+    assert_eq!(pin.len(), 44, "{pin}");
+    let e = helper_for(
+        &relay.url,
+        &format!(
+            "pin_sha256 = [\"{}\", \"{pin}\"]\n[policy]\nfailmode = \"safe\"\n",
+            pin_of(&other)
+        ),
+    );
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, "alice");
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(approve_at_prompt(&phone))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+
+    // Pinned to another key only: the relay's valid chain is not enough,
+    // and a refused pin is no more "relay down" than a refused chain.
+    let mut e = e;
+    e.kill_helper();
+    let config = std::fs::read_to_string(&e.config).unwrap_or_default();
+    std::fs::write(&e.config, config.replace(&format!(", \"{pin}\""), ""))
+        .unwrap_or_else(|err| panic!("{err}"));
+    e.start_helper();
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(|_| {})
+        .answer(Answer::Fail)
+        .run();
+    let decided = e.wait_for_log("outcome=");
+    assert_ne!(
+        code,
+        rc::SUCCESS,
+        "a key that is not pinned let the login in: {seen:?}\n{decided}"
+    );
+    let log = e.wait_for_log("asking for a recovery code");
+    assert!(log.contains("not one of backend.pin_sha256"), "{log}");
+}
