@@ -201,7 +201,9 @@ pub async fn serve(
         // The watchdog in serve_one closes slow and idle connections, by
         // how far they got; hyper's own timer is only a backstop.
         .header_read_timeout(gate.limits.idle_timeout)
-        .max_buf_size(64 * 1024);
+        // hyper's minimum: a long-poll holds its read buffer for up to a
+        // minute, and request heads here are small (bodies stream through).
+        .max_buf_size(8192);
     builder
         .http2()
         .timer(TokioTimer::new())
