@@ -206,6 +206,113 @@ fn push() {
     );
 }
 
+/// A TCP connection from loopback address `from` (127.0.0.0/8 is all ours).
+fn connect_from(
+    from: std::net::Ipv4Addr,
+    to: std::net::SocketAddrV4,
+) -> std::io::Result<std::net::TcpStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)),
+    )?;
+    connect(fd.as_raw_fd(), &SockaddrIn::from(to))?;
+    Ok(std::net::TcpStream::from(fd))
+}
+
+/// Idle connections (opened, nothing sent) from many addresses against a
+/// relay with its default limits, in steps up to `n`: at each step, how
+/// many the relay holds, its memory, and how long `/healthz` takes on a new
+/// connection from another address (median and worst of 20).
+fn idle_connections(n: usize) {
+    use std::io::{Read, Write};
+    raise_fd_limit(100_000);
+    let relay = Relay::start_with(&[]);
+    let to: std::net::SocketAddrV4 = relay
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let health = |i: usize| -> Option<Duration> {
+        let start = Instant::now();
+        let mut s =
+            connect_from(std::net::Ipv4Addr::new(127, 0, 9, (i % 250 + 1) as u8), to).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out.starts_with(b"HTTP/1.1 200").then(|| start.elapsed())
+    };
+    println!(
+        "idle connections from 127.0.4.0/22 (200 per address), default limits, relay stderr: its caps"
+    );
+    println!(
+        "| idle connections opened | held by the relay | relay RSS | /healthz median | /healthz worst of 20 | refused |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut idle = Vec::new();
+    let mut i = 0usize;
+    // This process needs a descriptor per idle connection too.
+    let own_limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(3)
+                        .and_then(|v| v.parse::<usize>().ok())
+                })
+        })
+        .unwrap_or(1024);
+    for step in [0, 1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 50_000] {
+        if step > n || step + 500 > own_limit {
+            break;
+        }
+        while i < step {
+            let from = std::net::Ipv4Addr::new(
+                127,
+                0,
+                4 + (i / 200 / 250) as u8,
+                (i / 200 % 250 + 1) as u8,
+            );
+            if let Ok(s) = connect_from(from, to) {
+                idle.push(s);
+            }
+            i += 1;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let held = std::fs::read_dir(format!("/proc/{}/fd", relay.pid())).map_or(0, |d| d.count());
+        let mut times = Vec::new();
+        let mut refused = 0;
+        for k in 0..20 {
+            match health(k) {
+                Some(t) => times.push(t),
+                None => refused += 1,
+            }
+        }
+        times.sort();
+        let ms = |d: Option<&Duration>| {
+            d.map_or("-".into(), |d| format!("{:.2} ms", d.as_secs_f64() * 1e3))
+        };
+        println!(
+            "| {step} | {} | {} MB | {} | {} | {refused}/20 |",
+            held.saturating_sub(10),
+            rss_kib(relay.pid(), "VmRSS:") / 1024,
+            ms(times.get(times.len() / 2)),
+            ms(times.last()),
+        );
+    }
+}
+
 /// A relay whose limits do not get in a benchmark's way: every client is
 /// 127.0.0.1 here, and one token or address drives thousands of logins.
 fn unlimited_relay() -> (Relay, tempfile::TempDir) {
@@ -492,6 +599,7 @@ fn main() {
         "concurrent" => concurrent(),
         "push" => push(),
         "relay" => relay_load(n),
+        "idle" => idle_connections(n),
         "ssh" => ssh_overhead(20),
         "webapp" => webapp(n.min(1000)),
         "all" => {
@@ -503,7 +611,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N]|ssh|webapp [N]|all] (got {other})"
+                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N]|idle [N]|ssh|webapp [N]|all] (got {other})"
             );
             std::process::exit(2);
         }
