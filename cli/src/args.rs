@@ -77,12 +77,14 @@ pub enum Command {
         clap::ArgGroup::new("change")
             .required(true)
             .multiple(true)
-            .args(["relay_url", "no_relay", "host_name"])
+            .args(["relay_urls", "no_relay", "host_name"])
     ))]
     Configure {
-        /// The relay's URL, for example https://relay.example.org.
-        #[arg(long, value_name = "URL", conflicts_with = "no_relay")]
-        relay_url: Option<String>,
+        /// The relay's URL, for example https://relay.example.org. Repeat it
+        /// for several instances of one relay (sharing a store): the helper
+        /// tries them in order when one cannot be reached.
+        #[arg(long = "relay-url", value_name = "URL", conflicts_with = "no_relay")]
+        relay_urls: Vec<String>,
         /// No push backend: recovery codes only.
         #[arg(long)]
         no_relay: bool,

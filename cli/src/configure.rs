@@ -85,11 +85,11 @@ pub fn run(config: &Path, changes: &Changes) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("Updated {}.", config.display());
-    if let Some(url) = &changes.relay_url {
+    let ca_file = pushmfa_config::Config::load(config, 0)
+        .map(|c| c.backend.ca_file)
+        .unwrap_or_default();
+    for url in &changes.relay_urls {
         let url = url.trim_end_matches('/');
-        let ca_file = pushmfa_config::Config::load(config, 0)
-            .map(|c| c.backend.ca_file)
-            .unwrap_or_default();
         match probe_relay(url, &ca_file, Duration::from_secs(5)) {
             Ok(()) => println!("The relay at {url} answers."),
             Err(e) => println!(

@@ -42,12 +42,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reset { user } => calls::done(&socket, AdminRequest::Reset { user }),
         Command::Doctor => return doctor::report(&cli.config, cli.socket.as_deref()),
         Command::Configure {
-            relay_url,
+            relay_urls,
             no_relay,
             host_name,
         } => {
             let changes = pushmfa_config::edit::Changes {
-                relay_url,
+                relay_urls,
                 no_relay,
                 host_name,
             };

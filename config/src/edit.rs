@@ -9,8 +9,10 @@ use toml_edit::{DocumentMut, Item, Table, value};
 /// What `pushmfa configure` may change.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
-    /// Use this relay as the push backend (`backend.kind = "relay"`, `backend.url`).
-    pub relay_url: Option<String>,
+    /// Use this relay as the push backend (`backend.kind = "relay"`,
+    /// `backend.url`); several: instances of one relay, tried in order.
+    /// Empty: no change.
+    pub relay_urls: Vec<String>,
     /// Recovery codes only (`backend.kind = "none"`).
     pub no_relay: bool,
     /// The host name shown on the phone (`push.host_name`).
@@ -21,7 +23,7 @@ impl Changes {
     /// Only this: use the relay at `url`.
     pub fn relay(url: &str) -> Changes {
         Changes {
-            relay_url: Some(url.into()),
+            relay_urls: vec![url.into()],
             ..Changes::default()
         }
     }
@@ -55,10 +57,27 @@ pub fn apply(text: &str, changes: &Changes, path: &Path) -> Result<String, EditE
     let mut doc: DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| EditError::Parse(e.to_string()))?;
-    if let Some(url) = &changes.relay_url {
+    if let [url] = changes.relay_urls.as_slice() {
         let backend = section(&mut doc, "backend")?;
         set(backend, "kind", "relay");
         set(backend, "url", url.trim_end_matches('/'));
+    } else if !changes.relay_urls.is_empty() {
+        let backend = section(&mut doc, "backend")?;
+        set(backend, "kind", "relay");
+        let list: toml_edit::Array = changes
+            .relay_urls
+            .iter()
+            .map(|u| u.trim_end_matches('/'))
+            .collect();
+        let decor = backend
+            .get("url")
+            .and_then(Item::as_value)
+            .map(|v| v.decor().clone());
+        let mut v = toml_edit::Value::Array(list);
+        if let Some(d) = decor {
+            *v.decor_mut() = d;
+        }
+        backend["url"] = Item::Value(v);
     } else if changes.no_relay {
         set(section(&mut doc, "backend")?, "kind", "none");
     }
@@ -123,6 +142,19 @@ mod tests {
         assert_eq!(
             out,
             "[backend]\nkind = \"relay\" # ours\nurl = \"http://127.0.0.1:8480\"\n"
+        );
+        let several = apply(
+            "[backend]\nurl = \"https://old\" # keep me\n",
+            &Changes {
+                relay_urls: vec!["https://a.example/".into(), "https://b.example".into()],
+                ..Changes::default()
+            },
+            Path::new("/x"),
+        )
+        .unwrap();
+        assert!(
+            several.contains("url = [\"https://a.example\", \"https://b.example\"] # keep me"),
+            "{several}"
         );
         let off = Changes {
             no_relay: true,
