@@ -19,17 +19,7 @@ pub fn client_addr(trusted: &[AddrBlock], headers: &HeaderMap) -> IpAddr {
     let Some(conn) = serve::connection() else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
-    prefix64(forwarded_client(conn.peer(), trusted, headers))
-}
-
-fn prefix64(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-        v4 => v4,
-    }
+    serve::prefix64(forwarded_client(conn.peer(), trusted, headers))
 }
 
 fn forwarded_client(peer: IpAddr, trusted: &[AddrBlock], headers: &HeaderMap) -> IpAddr {
@@ -151,10 +141,16 @@ mod tests {
     #[test]
     fn ipv6_clients_count_by_their_64() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(prefix64(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
-        assert_eq!(prefix64(ip("2001:db8:1:2:bbbb::9")), ip("2001:db8:1:2::"));
-        assert_eq!(prefix64(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
-        assert_eq!(prefix64(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            serve::prefix64(ip("2001:db8:1:2:aaaa::1")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            serve::prefix64(ip("2001:db8:1:2:bbbb::9")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(serve::prefix64(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(serve::prefix64(ip("192.0.2.7")), ip("192.0.2.7"));
     }
 
     #[test]

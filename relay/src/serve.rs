@@ -83,7 +83,9 @@ impl Gate {
     /// A place for a new (anonymous) connection from `peer`, if there is one.
     fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Arc<ConnState>> {
         let mut c = self.counts.lock().ok()?;
-        let from_peer = c.per_address.get(&peer).copied().unwrap_or(0);
+        // IPv6 peers count by their /64, as the per-address call limits do.
+        let key = prefix64(peer);
+        let from_peer = c.per_address.get(&key).copied().unwrap_or(0);
         if c.open >= self.limits.max
             || c.anonymous >= self.limits.max_anonymous
             || from_peer >= self.limits.per_address
@@ -93,7 +95,7 @@ impl Gate {
         }
         c.open += 1;
         c.anonymous += 1;
-        c.per_address.insert(peer, from_peer + 1);
+        c.per_address.insert(key, from_peer + 1);
         Some(Arc::new(ConnState {
             gate: self.clone(),
             peer,
@@ -160,10 +162,11 @@ impl Drop for ConnState {
             if !self.authenticated.load(Ordering::Relaxed) {
                 c.anonymous = c.anonymous.saturating_sub(1);
             }
-            if let Some(n) = c.per_address.get_mut(&self.peer) {
+            let key = prefix64(self.peer);
+            if let Some(n) = c.per_address.get_mut(&key) {
                 *n -= 1;
                 if *n == 0 {
-                    c.per_address.remove(&self.peer);
+                    c.per_address.remove(&key);
                 }
             }
         }
@@ -248,6 +251,17 @@ pub async fn serve(
                 });
             }
         }
+    }
+}
+
+/// An IPv6 address's /64 (IPv4, and v4-mapped, addresses as they are).
+pub fn prefix64(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
     }
 }
 
