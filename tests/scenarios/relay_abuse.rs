@@ -3,11 +3,10 @@
 //! `ulimit -n 1024`, slowloris heads and bodies, an enrollment flood from
 //! one address while another host enrolls, too many long-polls per token.
 
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
-use pushmfa_tests::TestEnv;
 use pushmfa_tests::push::{EnrollRun, Phone, Relay, relay_config};
+use pushmfa_tests::{TestEnv, connect_from};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// A relay with `relay.toml` text `config` (the file stays in `dir`).
@@ -30,23 +29,6 @@ fn addr(relay: &Relay) -> SocketAddrV4 {
         .trim_start_matches("http://")
         .parse()
         .unwrap_or_else(|e| panic!("{}: {e}", relay.url))
-}
-
-/// A TCP connection to `to` from loopback address `from`.
-fn connect_from(from: Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream> {
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    use std::os::fd::AsRawFd;
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn::from(SocketAddrV4::new(from, 0)),
-    )?;
-    connect(fd.as_raw_fd(), &SockaddrIn::from(to))?;
-    Ok(TcpStream::from(fd))
 }
 
 /// One HTTP/1.1 request on a new connection from `from`; the status code,

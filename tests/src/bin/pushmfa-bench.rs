@@ -14,7 +14,7 @@ use pushmfa_helper::codes::{HashParams, SALT_LEN, hash_code};
 use pushmfa_protocol::relay_api::*;
 use pushmfa_protocol::signed::Decision;
 use pushmfa_tests::push::{Phone, Relay, number_in, relay_config};
-use pushmfa_tests::{TestEnv, rc};
+use pushmfa_tests::{TestEnv, connect_from, rc};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -204,27 +204,6 @@ fn push() {
         "approval POSTed by the phone -> pam_authenticate returned",
         after_post,
     );
-}
-
-/// A TCP connection from loopback address `from` (127.0.0.0/8 is all ours).
-fn connect_from(
-    from: std::net::Ipv4Addr,
-    to: std::net::SocketAddrV4,
-) -> std::io::Result<std::net::TcpStream> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
-    use std::os::fd::AsRawFd;
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)),
-    )?;
-    connect(fd.as_raw_fd(), &SockaddrIn::from(to))?;
-    Ok(std::net::TcpStream::from(fd))
 }
 
 /// Idle connections (opened, nothing sent) from many addresses against a
