@@ -252,6 +252,35 @@ fn a_renewed_certificate_is_served_after_sighup_and_a_broken_one_is_not() {
     );
 }
 
+/// Restarts the helper with `from` replaced by `to` in its configuration.
+fn restart_with(e: &mut TestEnv, from: &str, to: &str) {
+    e.kill_helper();
+    let config = std::fs::read_to_string(&e.config).unwrap_or_default();
+    std::fs::write(&e.config, config.replace(from, to)).unwrap_or_else(|err| panic!("{err}"));
+    e.start_helper();
+}
+
+/// A login with nothing typed (one that passes has no factor at all) must
+/// fail and fall back to the recovery prompt; returns the helper's log.
+fn refused_without_a_factor(e: &TestEnv, what: &str) -> String {
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(|_| {})
+        .answer(Answer::Fail)
+        .run();
+    let decided = e.wait_for_log("outcome=");
+    assert_ne!(
+        code,
+        rc::SUCCESS,
+        "{what} let the login in: {seen:?}\n{decided}"
+    );
+    assert!(
+        seen.contains(&"prompt:Recovery code: ".to_string()),
+        "{seen:?}"
+    );
+    e.wait_for_log("asking for a recovery code")
+}
+
 fn wait_until<T>(mut f: impl FnMut() -> Option<T>) -> T {
     for _ in 0..50 {
         if let Some(v) = f() {
@@ -276,28 +305,8 @@ fn an_untrusted_certificate_is_never_relay_down_even_with_failmode_safe() {
     let (fake, fake_key) = make_leaf(dir, "mallory", "fake");
     let (impostor, _fake_files) = tls_relay(&fake, &fake_key);
     let mut e = e;
-    e.kill_helper();
-    let config = std::fs::read_to_string(&e.config).unwrap_or_default();
-    std::fs::write(&e.config, config.replace(&relay.url, &impostor.url))
-        .unwrap_or_else(|err| panic!("{err}"));
-    e.start_helper();
-    // Nothing typed: a login that passes here passed with no factor at all.
-    let (code, seen) = e
-        .pam(SVC, "alice")
-        .on_info(|_| {})
-        .answer(Answer::Fail)
-        .run();
-    let decided = e.wait_for_log("outcome=");
-    assert_ne!(
-        code,
-        rc::SUCCESS,
-        "an untrusted certificate let the login in: {seen:?}\n{decided}"
-    );
-    assert!(
-        seen.contains(&"prompt:Recovery code: ".to_string()),
-        "{seen:?}"
-    );
-    let log = e.wait_for_log("asking for a recovery code");
+    restart_with(&mut e, &relay.url, &impostor.url);
+    let log = refused_without_a_factor(&e, "an untrusted certificate");
     assert!(!log.contains("FAILMODE SAFE"), "{log}");
     assert!(log.contains("TLS: "), "{log}");
     assert!(log.contains("not trusted"), "{log}");
@@ -435,22 +444,7 @@ fn a_pinned_key_is_required_besides_the_chain() {
     // Pinned to another key only: the relay's valid chain is not enough,
     // and a refused pin is no more "relay down" than a refused chain.
     let mut e = e;
-    e.kill_helper();
-    let config = std::fs::read_to_string(&e.config).unwrap_or_default();
-    std::fs::write(&e.config, config.replace(&format!(", \"{pin}\""), ""))
-        .unwrap_or_else(|err| panic!("{err}"));
-    e.start_helper();
-    let (code, seen) = e
-        .pam(SVC, "alice")
-        .on_info(|_| {})
-        .answer(Answer::Fail)
-        .run();
-    let decided = e.wait_for_log("outcome=");
-    assert_ne!(
-        code,
-        rc::SUCCESS,
-        "a key that is not pinned let the login in: {seen:?}\n{decided}"
-    );
-    let log = e.wait_for_log("asking for a recovery code");
+    restart_with(&mut e, &format!(", \"{pin}\""), "");
+    let log = refused_without_a_factor(&e, "a key that is not pinned");
     assert!(log.contains("not one of backend.pin_sha256"), "{log}");
 }
