@@ -7,11 +7,12 @@
 # chromium, nodejs and npm (the phone web app in a real browser, driven by
 # playwright-core, which `npm ci` installs into webapp/node_modules from
 # webapp/package-lock.json; it downloads no browser), openssl (test
-# certificates) and nginx-light (the documented TLS front-end, run by the
-# tests, never as a service).
+# certificates), nginx-light (the documented TLS front-end) and redis-server
+# (the relay's shared store, also its Sentinel; redis-cli comes with it),
+# both started by the tests on private ports, never as a service.
 # Arguments name more packages (the packaging scripts add theirs).
 set -euo pipefail
-pkgs=(libpam0g-dev libpam-wrapper libnss-wrapper pamtester util-linux systemd openssh-server openssh-client sudo chromium openssl nginx-light "$@")
+pkgs=(libpam0g-dev libpam-wrapper libnss-wrapper pamtester util-linux systemd openssh-server openssh-client sudo chromium openssl nginx-light redis-server "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

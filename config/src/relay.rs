@@ -16,6 +16,9 @@ pub struct RelayFile {
     pub listen: SocketAddr,
     /// Empty: channels in memory only.
     pub data: PathBuf,
+    /// `memory` (this process), or a Redis URL shared by several relays:
+    /// `redis://host:port/db`, `redis+sentinel://host:port,.../service`.
+    pub store: String,
     pub rate_per_sec: f64,
     pub burst: f64,
     /// VAPID contact (`mailto:` or `https:`), sent to push services.
@@ -126,6 +129,7 @@ impl Default for RelayFile {
         RelayFile {
             listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             data: PathBuf::new(),
+            store: "memory".into(),
             rate_per_sec: 20.0,
             burst: 100.0,
             web_push_contact: "mailto:root@localhost".into(),
@@ -185,6 +189,16 @@ impl RelayFile {
         }
         if !(self.burst >= 1.0 && self.burst <= 1e6) {
             return Err(("", "burst", "must be between 1 and 1000000".into()));
+        }
+        let st = &self.store;
+        if !(st == "memory" || st.starts_with("redis://") || st.starts_with("redis+sentinel://")) {
+            return Err((
+                "",
+                "store",
+                format!(
+                    "{st:?}: \"memory\", or a Redis URL like \"redis://127.0.0.1:6379/0\" or \"redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster\""
+                ),
+            ));
         }
         let c = &self.web_push_contact;
         if !(c.starts_with("mailto:") || c.starts_with("https://")) || c.len() > 256 {

@@ -10,9 +10,12 @@ use std::path::PathBuf;
 ///
 /// It is untrusted by design: every challenge is signed by the host and every
 /// answer by the device, and hosts verify answers themselves, so a relay can
-/// delay or drop a login but never approve one. Device channels persist in
-/// --data; pending challenges and enrollment slots live in memory and expire.
-/// Serve it behind a TLS-terminating proxy when it is reachable from phones.
+/// delay or drop a login but never approve one. With the embedded store,
+/// device channels persist in --data and pending challenges and enrollment
+/// slots live in memory and expire. With --store redis://..., several relays
+/// share one state in Redis and act as one behind a load balancer.
+/// Serve it with TLS (--tls-cert) or behind a TLS-terminating proxy when it
+/// is reachable from phones.
 ///
 /// Settings come from the command line, then --config, then the defaults.
 #[derive(Parser)]
@@ -29,6 +32,12 @@ pub struct Args {
     /// channels are lost on restart and devices must enroll again.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Where state lives: "memory" (this process; channels in --data), or
+    /// Redis shared by several relays: redis://[:password@]host:port/db, or
+    /// redis+sentinel://[:password@]host:port,host:port/service for a primary
+    /// that Sentinel fails over [default: memory].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Requests per second allowed per token (sustained) [default: 20].
     #[arg(long)]
     pub rate_per_sec: Option<f64>,
@@ -66,6 +75,9 @@ impl Args {
         }
         if let Some(v) = &self.data {
             s.data = v.clone();
+        }
+        if let Some(v) = &self.store {
+            s.store = v.clone();
         }
         if let Some(v) = self.rate_per_sec {
             s.rate_per_sec = v;

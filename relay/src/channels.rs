@@ -1,9 +1,11 @@
 //! The channel routes: hosts post, withdraw and collect challenges; devices
 //! list (long-poll), answer, and register for Web Push.
 
+use crate::store::{Changed, Collected, Pending, Posted, now_ms};
+use crate::wakeups::Topic;
 use crate::webpush;
 use crate::{
-    ApiResult, Channel, Inner, Pending, Relay, Role, WaitQuery, authorize, b64_field, bearer,
+    ApiError, ApiResult, LongPoll, Relay, Role, WaitQuery, authorize, b64_field, bearer,
     enrollments, err, json_body, wait_for,
 };
 use axum::Json;
@@ -12,8 +14,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pushmfa_protocol::relay_api::*;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 pub(crate) async fn delete_channel(
     State(relay): State<Arc<Relay>>,
@@ -21,10 +21,8 @@ pub(crate) async fn delete_channel(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let token = bearer(&headers)?;
-    let mut inner = relay.lock()?;
-    authorize(&relay, &inner, &channel, Role::Helper, &token)?;
-    inner.channels.remove(&channel);
-    relay.persist(&inner)?;
+    authorize(&relay, &channel, Role::Helper, &token).await?;
+    relay.store.delete_channel(&channel).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -40,41 +38,30 @@ pub(crate) async fn post_challenge(
     b64_field("challenge", &req.challenge, None)?;
     b64_field("signature", &req.signature, Some(64))?;
     let expires_in = req.expires_in.clamp(1, enrollments::MAX_TTL);
-    let mut inner = relay.lock()?;
-    authorize(&relay, &inner, &channel, Role::Helper, &token)?;
-    let max = relay.cfg.max_pending_per_channel;
-    let Some(ch) = inner.channels.get_mut(&channel) else {
-        return Err(err(StatusCode::NOT_FOUND, "no such channel"));
+    authorize(&relay, &channel, Role::Helper, &token).await?;
+    let id = req.id.clone();
+    let pending = Pending {
+        record: PostChallenge { expires_in, ..req },
+        expires_ms: now_ms() + expires_in * 1000,
+        answered: false,
+        refused: None,
+        response: None,
     };
-    let now = Instant::now();
-    ch.pending.retain(|_, p| p.expires > now);
-    if ch.pending.contains_key(&req.id) {
-        return Err(err(StatusCode::CONFLICT, "challenge id already used"));
-    }
-    // Answered challenges wait only for the helper to collect them.
-    if ch.pending.values().filter(|p| !p.answered).count() >= max {
-        return Err(err(
+    let max = relay.cfg.max_pending_per_channel;
+    match relay.store.post_challenge(&channel, pending, max).await? {
+        Posted::Stored(push) => {
+            if let Some(sub) = push {
+                tokio::spawn(wake_device(relay.clone(), channel, sub, id, expires_in));
+            }
+            Ok(StatusCode::CREATED)
+        }
+        Posted::NoChannel => Err(err(StatusCode::NOT_FOUND, "no such channel")),
+        Posted::Duplicate => Err(err(StatusCode::CONFLICT, "challenge id already used")),
+        Posted::Full => Err(err(
             StatusCode::TOO_MANY_REQUESTS,
             "too many pending challenges on this channel",
-        ));
+        )),
     }
-    let wake = ch.push.clone().map(|sub| (sub, req.id.clone()));
-    ch.pending.insert(
-        req.id.clone(),
-        Pending {
-            record: PostChallenge { expires_in, ..req },
-            expires: now + Duration::from_secs(expires_in),
-            answered: false,
-            refused: None,
-            response: watch::channel(None).0,
-        },
-    );
-    ch.changes.send_modify(|n| *n += 1);
-    drop(inner);
-    if let Some((sub, id)) = wake {
-        tokio::spawn(wake_device(relay.clone(), channel, sub, id, expires_in));
-    }
-    Ok(StatusCode::CREATED)
 }
 
 /// Sends the device's push service a wake-up for challenge `id`; forgets
@@ -97,14 +84,7 @@ pub(crate) async fn wake_device(
     match relay.pusher.send(&sub, &payload, ttl).await {
         Ok(()) => {}
         Err(webpush::SendError::Gone) => {
-            if let Ok(mut inner) = relay.lock() {
-                if let Some(ch) = inner.channels.get_mut(&channel) {
-                    if ch.push.as_ref() == Some(&sub) {
-                        ch.push = None;
-                        let _ = relay.persist(&inner);
-                    }
-                }
-            }
+            let _ = relay.store.forget_push(&channel, &sub).await;
         }
         Err(webpush::SendError::Failed(why)) => {
             let line = format!("pushmfa-relay: web push to channel {channel:?} failed: {why}\n");
@@ -132,7 +112,7 @@ pub(crate) async fn put_push(
         .pusher
         .check(&sub)
         .map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    set_push(&relay, &channel, &token, Some(sub))
+    set_push(&relay, &channel, &token, Some(&sub)).await
 }
 
 /// The device wants no more Web Push.
@@ -142,21 +122,17 @@ pub(crate) async fn delete_push(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let token = bearer(&headers)?;
-    set_push(&relay, &channel, &token, None)
+    set_push(&relay, &channel, &token, None).await
 }
 
-fn set_push(
+async fn set_push(
     relay: &Relay,
     channel: &str,
     token: &str,
-    sub: Option<PushSubscription>,
+    sub: Option<&PushSubscription>,
 ) -> ApiResult<StatusCode> {
-    let mut inner = relay.lock()?;
-    authorize(relay, &inner, channel, Role::Device, token)?;
-    if let Some(ch) = inner.channels.get_mut(channel) {
-        ch.push = sub;
-    }
-    relay.persist(&inner)?;
+    authorize(relay, channel, Role::Device, token).await?;
+    relay.store.set_push(channel, sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -169,34 +145,12 @@ pub(crate) async fn withdraw_challenge(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let token = bearer(&headers)?;
-    let mut inner = relay.lock()?;
-    authorize(&relay, &inner, &channel, Role::Helper, &token)?;
-    let removed = inner.channels.get_mut(&channel).and_then(|ch| {
-        let removed = ch.pending.remove(&id);
-        if removed.is_some() {
-            ch.changes.send_modify(|n| *n += 1);
-        }
-        removed
-    });
-    match removed {
-        Some(_) => Ok(StatusCode::NO_CONTENT),
-        None => Err(err(StatusCode::NOT_FOUND, "no such challenge (expired?)")),
+    authorize(&relay, &channel, Role::Helper, &token).await?;
+    if relay.store.withdraw(&channel, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))
     }
-}
-
-fn unanswered(ch: &Channel) -> Vec<PendingChallenge> {
-    let now = Instant::now();
-    ch.pending
-        .values()
-        .filter(|p| !p.answered && p.expires > now)
-        .map(|p| PendingChallenge {
-            id: p.record.id.clone(),
-            expires_in: p.expires.saturating_duration_since(now).as_secs(),
-            challenge: p.record.challenge.clone(),
-            signature: p.record.signature.clone(),
-            refused: p.refused.clone(),
-        })
-        .collect()
 }
 
 /// The device's pending list. With `If-None-Match: <ETag of the last list>`
@@ -215,36 +169,36 @@ pub(crate) async fn list_challenges(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let deadline = Instant::now() + wait_for(&q);
-    let mut rx = {
-        let inner = relay.lock()?;
-        authorize(&relay, &inner, &channel, Role::Device, &token)?;
-        let Some(ch) = inner.channels.get(&channel) else {
-            return Err(err(StatusCode::NOT_FOUND, "no such channel"));
-        };
-        let etag = relay.etag(*ch.changes.borrow());
-        let now_pending = unanswered(ch);
+    authorize(&relay, &channel, Role::Device, &token).await?;
+    let mut poll = LongPoll::start(
+        &relay,
+        &token,
+        Topic::Channel(channel.clone()),
+        wait_for(&q),
+    );
+    let mut over = false;
+    loop {
+        let view = relay
+            .store
+            .pending(&channel)
+            .await?
+            .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such channel"))?;
+        let etag = relay.etag(view.version);
         let changed = match &cursor {
             Some(c) => *c != etag,
-            None => !now_pending.is_empty(),
+            None => !view.challenges.is_empty(),
         };
-        if changed {
-            return Ok(pending_list(etag, now_pending));
+        if changed || over {
+            // After the wait: the list if it changed or no cursor was
+            // given (so it is empty), else 304.
+            return Ok(if changed || cursor.is_none() {
+                pending_list(etag, view.challenges)
+            } else {
+                (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response()
+            });
         }
-        ch.changes.subscribe()
-    };
-    // Nothing new yet: wait for a change (or the deadline), then look again.
-    let _slot = relay.poll_slot(&token)?;
-    let _ = tokio::time::timeout_at(deadline.into(), rx.changed()).await;
-    let inner = relay.lock()?;
-    let Some(ch) = inner.channels.get(&channel) else {
-        return Err(err(StatusCode::NOT_FOUND, "no such channel"));
-    };
-    let etag = relay.etag(*ch.changes.borrow());
-    if cursor.as_ref() == Some(&etag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        over = !poll.next().await?;
     }
-    Ok(pending_list(etag, unanswered(ch)))
 }
 
 fn pending_list(etag: String, challenges: Vec<PendingChallenge>) -> Response {
@@ -261,35 +215,16 @@ pub(crate) async fn post_response(
     let resp: ChallengeResponse = json_body(&body)?;
     b64_field("response", &resp.response, None)?;
     b64_field("signature", &resp.signature, Some(64))?;
-    let mut inner = relay.lock()?;
-    authorize(&relay, &inner, &channel, Role::Device, &token)?;
-    let (changes, pending) = live_challenge(&mut inner, &channel, &id)?;
-    if pending.answered {
-        return Err(err(StatusCode::CONFLICT, "challenge already answered"));
+    authorize(&relay, &channel, Role::Device, &token).await?;
+    match relay.store.answer(&channel, &id, &resp).await? {
+        Changed::Done => Ok(StatusCode::NO_CONTENT),
+        Changed::NotFound => Err(gone()),
+        Changed::Conflict => Err(err(StatusCode::CONFLICT, "challenge already answered")),
     }
-    pending.answered = true;
-    pending.refused = None;
-    pending.response.send_replace(Some(resp));
-    changes.send_modify(|n| *n += 1);
-    Ok(StatusCode::NO_CONTENT)
 }
 
-/// A challenge that has not expired, with its channel.
-fn live_challenge<'a>(
-    inner: &'a mut Inner,
-    channel: &str,
-    id: &str,
-) -> ApiResult<(&'a watch::Sender<u64>, &'a mut Pending)> {
-    let ch = inner
-        .channels
-        .get_mut(channel)
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such channel"))?;
-    let pending = ch
-        .pending
-        .get_mut(id)
-        .filter(|p| p.expires > Instant::now())
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))?;
-    Ok((&ch.changes, pending))
+fn gone() -> ApiError {
+    err(StatusCode::NOT_FOUND, "no such challenge (expired?)")
 }
 
 /// The helper refused the answer it collected: the challenge is open to
@@ -308,19 +243,17 @@ pub(crate) async fn refuse_answer(
             format!("reason: at most {MAX_REFUSAL_LEN} bytes"),
         ));
     }
-    let mut inner = relay.lock()?;
-    authorize(&relay, &inner, &channel, Role::Helper, &token)?;
-    let (changes, pending) = live_challenge(&mut inner, &channel, &id)?;
-    if !pending.answered {
-        return Err(err(StatusCode::CONFLICT, "challenge is not answered"));
+    authorize(&relay, &channel, Role::Helper, &token).await?;
+    match relay.store.refuse(&channel, &id, &refusal.reason).await? {
+        Changed::Done => Ok(StatusCode::NO_CONTENT),
+        Changed::NotFound => Err(gone()),
+        Changed::Conflict => Err(err(StatusCode::CONFLICT, "challenge is not answered")),
     }
-    pending.answered = false;
-    pending.refused = Some(refusal.reason);
-    pending.response.send_replace(None);
-    changes.send_modify(|n| *n += 1);
-    Ok(StatusCode::NO_CONTENT)
 }
 
+/// The helper collects the answer (long-poll). Delivered once: the
+/// challenge stays, answered, until the helper withdraws it (accepted) or
+/// refuses the answer (open again).
 pub(crate) async fn wait_response(
     State(relay): State<Arc<Relay>>,
     Path((channel, id)): Path<(String, String)>,
@@ -328,36 +261,21 @@ pub(crate) async fn wait_response(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = bearer(&headers)?;
-    let mut rx = {
-        let inner = relay.lock()?;
-        authorize(&relay, &inner, &channel, Role::Helper, &token)?;
-        inner
-            .channels
-            .get(&channel)
-            .and_then(|ch| ch.pending.get(&id))
-            .filter(|p| p.expires > Instant::now())
-            .map(|p| p.response.subscribe())
-            .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such challenge (expired?)"))?
-    };
-    let _slot = relay.poll_slot(&token)?;
-    let got = match tokio::time::timeout(wait_for(&q), rx.wait_for(Option::is_some)).await {
-        Ok(Ok(v)) => v.clone(),
-        _ => None,
-    };
-    match got {
-        Some(r) => {
-            // Delivered. The challenge stays, answered, until the helper
-            // withdraws it (accepted) or refuses the answer (open again).
-            if let Some(p) = relay
-                .lock()?
-                .channels
-                .get_mut(&channel)
-                .and_then(|ch| ch.pending.get_mut(&id))
-            {
-                p.response.send_replace(None);
-            }
-            Ok(Json(r).into_response())
+    authorize(&relay, &channel, Role::Helper, &token).await?;
+    let mut poll = LongPoll::start(
+        &relay,
+        &token,
+        Topic::Channel(channel.clone()),
+        wait_for(&q),
+    );
+    loop {
+        match relay.store.collect(&channel, &id).await? {
+            Collected::Answer(r) => return Ok(Json(r).into_response()),
+            Collected::NotFound => return Err(gone()),
+            Collected::Nothing => {}
         }
-        None => Ok(StatusCode::NO_CONTENT.into_response()),
+        if !poll.next().await? {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
     }
 }

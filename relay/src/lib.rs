@@ -12,10 +12,10 @@ pub mod args;
 mod channels;
 mod clients;
 mod enrollments;
-mod limits;
-mod persist;
 pub mod serve;
+pub mod store;
 pub mod tls;
+pub mod wakeups;
 pub mod webapp;
 pub mod webpush;
 
@@ -27,22 +27,23 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use clients::PollCounts;
-use limits::RateLimiter;
 use pushmfa_config::relay::{AddrBlock, RelayLimits};
 use pushmfa_protocol::relay_api::*;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::{ChannelKeys, Rate, Store, Unavailable};
 use subtle::ConstantTimeEq;
-use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub data_dir: Option<PathBuf>,
+    /// `memory` (this process; channels in `data_dir`), or a Redis URL
+    /// shared by several relays (see [`store::redis::parse_url`]).
+    pub store: String,
     /// Unanswered challenges one channel may hold.
     pub max_pending_per_channel: usize,
     /// Open enrollment slots in all.
@@ -66,6 +67,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             data_dir: None,
+            store: "memory".into(),
             max_pending_per_channel: 16,
             max_enrollments: 10_000,
             rate_per_sec: 20.0,
@@ -87,6 +89,8 @@ pub enum RelayError {
     Random,
     #[error("web push: {0}")]
     WebPush(String),
+    #[error("{0}")]
+    Store(String),
 }
 
 type TokenHash = [u8; 32];
@@ -97,69 +101,11 @@ fn hash_token(token: &str) -> TokenHash {
     h
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-struct Pending {
-    record: PostChallenge,
-    expires: Instant,
-    /// A device answered and the helper has not refused the answer: hidden
-    /// from devices, further answers get 409.
-    answered: bool,
-    /// Why the helper refused the last answer (shown to devices).
-    refused: Option<String>,
-    response: watch::Sender<Option<ChallengeResponse>>,
-}
-
-pub(crate) struct Channel {
-    pub helper_token: TokenHash,
-    pub device_token: TokenHash,
-    pub created_at: u64,
-    pending: HashMap<String, Pending>,
-    /// Bumped whenever the device's pending list changes (a challenge
-    /// arrives, is answered or withdrawn): wakes long-polling devices and
-    /// is their cursor (the list's ETag).
-    changes: watch::Sender<u64>,
-    /// Where to send a Web Push wake-up when a challenge arrives.
-    pub push: Option<PushSubscription>,
-}
-
-impl Channel {
-    pub(crate) fn new(
-        helper_token: TokenHash,
-        device_token: TokenHash,
-        created_at: u64,
-    ) -> Channel {
-        Channel {
-            helper_token,
-            device_token,
-            created_at,
-            pending: HashMap::new(),
-            changes: watch::channel(0).0,
-            push: None,
-        }
-    }
-}
-
-#[derive(Default)]
-struct Inner {
-    channels: HashMap<String, Channel>,
-    enrollments: HashMap<String, enrollments::Enrollment>,
-}
-
 pub struct Relay {
     cfg: RelayConfig,
-    inner: Mutex<Inner>,
-    limiter: RateLimiter,
-    /// Anonymous calls per client address.
-    anonymous: RateLimiter,
+    store: Store,
     polls: PollCounts,
     rng: SystemRandom,
-    /// Random per process: a cursor from before a restart never matches.
-    epoch: String,
     pusher: Arc<webpush::Pusher>,
 }
 
@@ -190,79 +136,138 @@ fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
     ApiError(status, msg.into(), None)
 }
 
+/// The store is down: nothing was decided, the client may try again soon.
+impl From<Unavailable> for ApiError {
+    fn from(_: Unavailable) -> ApiError {
+        // Not logged per request: the store logs its outages once.
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the relay's store is unavailable; try again shortly",
+        )
+        .retry_after(1)
+    }
+}
+
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A random base64url string of `len` bytes.
+fn random_b64(rng: &SystemRandom, len: usize) -> Result<String, RelayError> {
+    let mut b = vec![0u8; len];
+    rng.fill(&mut b).map_err(|_| RelayError::Random)?;
+    Ok(B64.encode(b))
+}
+
 impl Relay {
-    /// Opens the relay, loading persisted channels from `data_dir`.
+    /// Opens a relay on the embedded store (channels loaded from
+    /// `data_dir`); see [`Relay::connect`] for Redis.
     pub fn open(cfg: RelayConfig) -> Result<Relay, RelayError> {
-        let mut inner = Inner::default();
-        if let Some(dir) = &cfg.data_dir {
-            inner.channels = persist::load(dir).map_err(RelayError::Persist)?;
+        if cfg.store != "memory" {
+            return Err(RelayError::Store(format!(
+                "store {:?}: Relay::open runs the memory store only",
+                cfg.store
+            )));
         }
+        let rng = SystemRandom::new();
+        let memory = store::memory::MemoryStore::open(cfg.data_dir.clone(), random_b64(&rng, 8)?)
+            .map_err(RelayError::Persist)?;
         let pusher = webpush::Pusher::open(
             cfg.data_dir.as_deref(),
             &cfg.web_push_contact,
             &cfg.web_push_allow,
         )
         .map_err(RelayError::WebPush)?;
+        Ok(Relay::assemble(cfg, Store::Memory(memory), pusher, rng))
+    }
+
+    /// Opens a relay on the store `cfg.store` names. On Redis, the epoch
+    /// and the VAPID key are shared by every instance (the first one's).
+    pub async fn connect(cfg: RelayConfig) -> Result<Relay, RelayError> {
+        if cfg.store == "memory" {
+            return Relay::open(cfg);
+        }
+        let config = store::redis::parse_url(&cfg.store).map_err(RelayError::Store)?;
         let rng = SystemRandom::new();
-        let mut epoch = [0u8; 8];
-        rng.fill(&mut epoch).map_err(|_| RelayError::Random)?;
-        Ok(Relay {
-            limiter: RateLimiter::new(cfg.rate_per_sec, cfg.burst),
-            anonymous: RateLimiter::new(
-                cfg.limits.anonymous_per_minute / 60.0,
-                cfg.limits.anonymous_burst,
-            ),
+        let mut redis = store::redis::RedisStore::connect(config)
+            .await
+            .map_err(RelayError::Store)?;
+        let unavailable = |e: Unavailable| RelayError::Store(e.to_string());
+        redis
+            .adopt_epoch(&random_b64(&rng, 8)?)
+            .await
+            .map_err(unavailable)?;
+        let fresh = B64.encode(webpush::new_key().map_err(RelayError::WebPush)?);
+        let key = redis
+            .shared_value("vapid", &fresh)
+            .await
+            .map_err(unavailable)?;
+        let key = B64
+            .decode(key)
+            .map_err(|_| RelayError::WebPush("the shared VAPID key is not base64url".into()))?;
+        let pusher = webpush::Pusher::with_key(&key, &cfg.web_push_contact, &cfg.web_push_allow)
+            .map_err(RelayError::WebPush)?;
+        Ok(Relay::assemble(cfg, Store::Redis(redis), pusher, rng))
+    }
+
+    fn assemble(
+        cfg: RelayConfig,
+        store: Store,
+        pusher: webpush::Pusher,
+        rng: SystemRandom,
+    ) -> Relay {
+        Relay {
             polls: PollCounts::default(),
             cfg,
-            inner: Mutex::new(inner),
+            store,
             rng,
-            epoch: B64.encode(epoch),
             pusher: Arc::new(pusher),
-        })
-    }
-
-    /// The ETag of a channel's pending list after `changes` changes.
-    fn etag(&self, changes: u64) -> String {
-        format!("\"{}.{changes}\"", self.epoch)
-    }
-
-    fn lock(&self) -> ApiResult<MutexGuard<'_, Inner>> {
-        self.inner
-            .lock()
-            .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
-    }
-
-    fn random_id(&self, len: usize) -> ApiResult<String> {
-        let mut b = vec![0u8; len];
-        self.rng
-            .fill(&mut b)
-            .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "no randomness"))?;
-        Ok(B64.encode(b))
-    }
-
-    fn rate(&self, key: &str) -> ApiResult<()> {
-        match self.limiter.allow(key) {
-            Ok(()) => Ok(()),
-            Err(wait) => Err(err(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate limit exceeded; slow down",
-            )
-            .retry_after(wait.as_secs_f64().ceil() as u64)),
         }
     }
 
-    /// The rate limit on anonymous calls of one kind from the request's
-    /// client address.
-    fn rate_anonymous(&self, kind: &str, client: std::net::IpAddr) -> ApiResult<()> {
-        match self.anonymous.allow(&format!("{kind}:{client}")) {
+    /// The ETag of a channel's pending list at `version`.
+    fn etag(&self, version: u64) -> String {
+        format!("\"{}.{version}\"", self.store.epoch())
+    }
+
+    fn random_id(&self, len: usize) -> ApiResult<String> {
+        random_b64(&self.rng, len)
+            .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "no randomness"))
+    }
+
+    /// The per-token rate limit (keyed by the token's hash: a shared
+    /// store never holds a token).
+    async fn rate(&self, token: &str) -> ApiResult<()> {
+        let key = format!("t:{}", B64.encode(hash_token(token)));
+        self.limit(
+            &key,
+            Rate {
+                per_sec: self.cfg.rate_per_sec,
+                burst: self.cfg.burst,
+            },
+            "rate limit exceeded; slow down",
+        )
+        .await
+    }
+
+    /// The rate limit on the anonymous calls of one kind from the
+    /// request's client address.
+    async fn rate_anonymous(&self, kind: &str, client: std::net::IpAddr) -> ApiResult<()> {
+        let rate = Rate {
+            per_sec: self.cfg.limits.anonymous_per_minute / 60.0,
+            burst: self.cfg.limits.anonymous_burst,
+        };
+        self.limit(
+            &format!("{kind}:{client}"),
+            rate,
+            "too many enrollment requests from your address; try again later",
+        )
+        .await
+    }
+
+    async fn limit(&self, key: &str, rate: Rate, why: &str) -> ApiResult<()> {
+        match self.store.rate(key, rate).await? {
             Ok(()) => Ok(()),
-            Err(wait) => Err(err(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many enrollment requests from your address; try again later",
-            )
-            .retry_after(wait.as_secs_f64().ceil() as u64)),
+            Err(wait) => Err(err(StatusCode::TOO_MANY_REQUESTS, why)
+                .retry_after(wait.as_secs_f64().ceil() as u64)),
         }
     }
 
@@ -277,23 +282,17 @@ impl Relay {
             .take(hash_token(token), self.cfg.limits.long_polls_per_token)
     }
 
-    fn persist(&self, inner: &Inner) -> ApiResult<()> {
-        match &self.cfg.data_dir {
-            Some(dir) => persist::save(dir, &inner.channels)
-                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, format!("storage: {e}"))),
-            None => Ok(()),
+    /// Drops expired challenges and enrollment slots (Redis expires its
+    /// own keys).
+    pub fn sweep(&self) {
+        if let Store::Memory(m) = &self.store {
+            m.sweep();
         }
     }
 
-    /// Drops expired challenges and enrollment slots.
-    pub fn sweep(&self) {
-        let now = Instant::now();
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.enrollments.retain(|_, e| e.expires > now);
-            for ch in inner.channels.values_mut() {
-                ch.pending.retain(|_, p| p.expires > now);
-            }
-        }
+    /// Long-poll subscriptions open in this process (for measurements).
+    pub fn waiting_topics(&self) -> usize {
+        self.store.hub().len()
     }
 }
 
@@ -495,22 +494,23 @@ enum Role {
     Device,
 }
 
-/// Checks the token for `role` on `channel` (and the rate limit).
-fn authorize(
+/// Checks the token for `role` on `channel` (and the rate limit); the
+/// channel's keys.
+async fn authorize(
     relay: &Relay,
-    inner: &Inner,
     channel: &str,
     role: Role,
     token: &str,
-) -> ApiResult<()> {
-    let ch = inner
-        .channels
-        .get(channel)
+) -> ApiResult<ChannelKeys> {
+    let keys = relay
+        .store
+        .channel(channel)
+        .await?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such channel"))?;
     let expected = if role == Role::Helper {
-        &ch.helper_token
+        &keys.helper
     } else {
-        &ch.device_token
+        &keys.device
     };
     if !token_matches(expected, token) {
         return Err(err(
@@ -518,5 +518,41 @@ fn authorize(
             "wrong token for this channel",
         ));
     }
-    relay.rate(token)
+    relay.rate(token).await?;
+    Ok(keys)
+}
+
+/// One long-poll's wait: subscribed to its topic before the first look
+/// at the store, so no change slips between a look and the wait.
+struct LongPoll<'a> {
+    relay: &'a Relay,
+    token: &'a str,
+    waiter: wakeups::Waiter,
+    deadline: Instant,
+    /// Taken at the first wait (an answer found at once holds none).
+    slot: Option<clients::PollSlot>,
+}
+
+impl<'a> LongPoll<'a> {
+    fn start(relay: &'a Relay, token: &'a str, topic: wakeups::Topic, wait: Duration) -> Self {
+        LongPoll {
+            relay,
+            token,
+            waiter: relay.store.hub().subscribe(topic),
+            deadline: Instant::now() + wait,
+            slot: None,
+        }
+    }
+
+    /// Waits for the next touch of the topic: `false` once the wait is over.
+    async fn next(&mut self) -> ApiResult<bool> {
+        if self.slot.is_none() {
+            self.slot = Some(self.relay.poll_slot(self.token)?);
+        }
+        Ok(
+            tokio::time::timeout_at(self.deadline.into(), self.waiter.touched())
+                .await
+                .is_ok(),
+        )
+    }
 }

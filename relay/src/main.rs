@@ -29,8 +29,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let relay = match Relay::open(RelayConfig {
+        let relay = match Relay::connect(RelayConfig {
             data_dir: (!args.data.as_os_str().is_empty()).then(|| args.data.clone()),
+            store: args.store.clone(),
             rate_per_sec: args.rate_per_sec,
             burst: args.burst,
             web_push_contact: args.web_push_contact.clone(),
@@ -43,7 +44,9 @@ fn main() -> ExitCode {
                 .collect(),
             limits: args.limits.clone(),
             ..RelayConfig::default()
-        }) {
+        })
+        .await
+        {
             Ok(r) => Arc::new(r),
             Err(e) => {
                 eprintln!("pushmfa-relay: {e}");

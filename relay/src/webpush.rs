@@ -50,12 +50,18 @@ pub struct Pusher {
     in_flight: Arc<Semaphore>,
 }
 
+/// A fresh VAPID key (P-256, PKCS#8).
+pub fn new_key() -> Result<Vec<u8>, String> {
+    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+        .map(|k| k.as_ref().to_vec())
+        .map_err(|_| "cannot generate the VAPID key".to_owned())
+}
+
 impl Pusher {
     /// Loads the VAPID key from `<data>/vapid.pk8`, creating it if missing
     /// (without a data directory the key lives as long as the process, as
     /// the subscriptions do).
     pub fn open(data: Option<&Path>, contact: &str, allow: &[String]) -> Result<Pusher, String> {
-        let rng = SystemRandom::new();
         let pkcs8 = match data.map(|d| d.join(KEY_FILE)) {
             Some(path) if path.exists() => {
                 let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -65,19 +71,23 @@ impl Pusher {
                 bytes
             }
             other => {
-                let fresh = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(|_| "cannot generate the VAPID key".to_owned())?;
+                let fresh = new_key()?;
                 if let Some(path) = other {
-                    pushmfa_config::replace_file(&path, fresh.as_ref(), 0o600, None)
+                    pushmfa_config::replace_file(&path, &fresh, 0o600, None)
                         .map_err(|e| format!("{}: {e}", path.display()))?;
                 }
-                fresh.as_ref().to_vec()
+                fresh
             }
         };
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
-            .map_err(|_| {
-                format!("{KEY_FILE}: not a P-256 PKCS#8 key; move it away to make a new one")
-            })?;
+        Pusher::with_key(&pkcs8, contact, allow)
+    }
+
+    /// A pusher signing with the VAPID key `pkcs8` (P-256, PKCS#8).
+    pub fn with_key(pkcs8: &[u8], contact: &str, allow: &[String]) -> Result<Pusher, String> {
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).map_err(
+            |_| format!("{KEY_FILE}: not a P-256 PKCS#8 key; move it away to make a new one"),
+        )?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(3))

@@ -9,10 +9,25 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
+
+tokio::task_local! {
+    /// Set for the run of every case on a Redis store (see `both_stores!`).
+    static ON_REDIS: bool;
+}
+
+fn on_redis() -> bool {
+    ON_REDIS.try_with(|r| *r).unwrap_or(false)
+}
+
 struct RelayProc {
     child: Child,
     url: String,
     http: reqwest::Client,
+    /// The relay's own Redis, when the case runs on one.
+    _redis: Option<RedisServer>,
 }
 
 impl Drop for RelayProc {
@@ -26,13 +41,33 @@ fn start(data: Option<&Path>) -> RelayProc {
     try_start(data).unwrap_or_else(|e| panic!("relay did not start: {e}"))
 }
 
+/// A relay on its own store: memory (with `data`), or on a Redis case a
+/// private redis-server.
 fn try_start(data: Option<&Path>) -> Result<RelayProc, String> {
+    let redis = on_redis().then(|| RedisServer::start(&[]));
+    let store = redis.as_ref().map(RedisServer::url);
+    try_start_on(data, store.as_deref(), redis)
+}
+
+/// A relay on the Redis at `url`.
+fn start_on(url: &str) -> RelayProc {
+    try_start_on(None, Some(url), None).unwrap_or_else(|e| panic!("relay did not start: {e}"))
+}
+
+fn try_start_on(
+    data: Option<&Path>,
+    store: Option<&str>,
+    redis: Option<RedisServer>,
+) -> Result<RelayProc, String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushmfa-relay"));
     cmd.args(["--listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
     if let Some(d) = data {
         cmd.arg("--data").arg(d);
+    }
+    if let Some(url) = store {
+        cmd.args(["--store", url]);
     }
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
@@ -43,10 +78,13 @@ fn try_start(data: Option<&Path>) -> Result<RelayProc, String> {
         let _ = child.wait();
         return Err(first);
     };
+    // Keep reading its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     Ok(RelayProc {
         url: url.to_owned(),
         child,
         http: reqwest::Client::new(),
+        _redis: redis,
     })
 }
 
@@ -141,7 +179,6 @@ impl RelayProc {
     }
 }
 
-#[tokio::test]
 async fn health_and_help() {
     let r = start(None);
     let body = r
@@ -165,7 +202,6 @@ async fn health_and_help() {
     );
 }
 
-#[tokio::test]
 async fn long_polls_wake_at_once_on_both_sides() {
     let r = start(None);
     // Enrollment: the helper waits first, the device registers later.
@@ -372,7 +408,6 @@ async fn long_polls_wake_at_once_on_both_sides() {
     assert!(list.challenges.is_empty() && t.elapsed() >= Duration::from_millis(900));
 }
 
-#[tokio::test]
 async fn tokens_are_checked_per_role() {
     let r = start(None);
     let (result, device) = r.enroll_device().await;
@@ -452,7 +487,6 @@ async fn tokens_are_checked_per_role() {
     );
 }
 
-#[tokio::test]
 async fn garbage_truncated_and_oversized_bodies_are_rejected() {
     let r = start(None);
     let (result, _) = r.enroll_device().await;
@@ -546,7 +580,6 @@ async fn garbage_truncated_and_oversized_bodies_are_rejected() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
 async fn limits_expiry_and_duplicates() {
     let r = start(None);
     let (result, device) = r.enroll_device().await;
@@ -610,8 +643,10 @@ async fn limits_expiry_and_duplicates() {
     );
 }
 
-#[tokio::test]
 async fn channels_survive_a_restart_and_corrupt_data_is_refused() {
+    if on_redis() {
+        return channels_survive_restarts_of_every_relay_and_of_redis().await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (result, device) = {
         let r = start(Some(dir.path()));
@@ -653,7 +688,6 @@ async fn channels_survive_a_restart_and_corrupt_data_is_refused() {
     assert!(err.contains("corrupt"), "{err}");
 }
 
-#[tokio::test]
 async fn answered_challenges_do_not_block_new_ones() {
     let r = start(None);
     let (result, device) = r.enroll_device().await;
@@ -722,7 +756,6 @@ async fn answered_challenges_do_not_block_new_ones() {
     }
 }
 
-#[tokio::test]
 async fn a_refused_answer_opens_the_challenge_again_and_says_why() {
     let r = start(None);
     let (result, device) = r.enroll_device().await;
@@ -800,7 +833,6 @@ async fn a_refused_answer_opens_the_challenge_again_and_says_why() {
     assert_eq!(second, answer(3));
 }
 
-#[tokio::test]
 async fn the_host_can_withdraw_a_challenge_and_only_the_host() {
     let r = start(None);
     let (result, device) = r.enroll_device().await;
@@ -892,7 +924,6 @@ async fn poll_pending(
     (status, etag, ids)
 }
 
-#[tokio::test]
 async fn a_device_waits_for_what_is_new_with_a_cursor() {
     let r = start(None);
     let (result, device) = r.enroll_device().await;
@@ -973,7 +1004,6 @@ async fn a_device_waits_for_what_is_new_with_a_cursor() {
     assert_eq!(status, StatusCode::OK);
 }
 
-#[tokio::test]
 async fn the_app_is_served_with_a_strict_policy() {
     let r = start(None);
     let page = r.http.get(format!("{}/app/", r.url)).send().await.unwrap();
@@ -1021,7 +1051,6 @@ async fn the_app_is_served_with_a_strict_policy() {
     assert_eq!(root.headers()["location"], "/app/");
 }
 
-#[tokio::test]
 async fn web_push_subscriptions_go_only_to_push_services() {
     let r = start(None);
     let (_, device) = r.enroll_device().await;
@@ -1087,7 +1116,6 @@ async fn web_push_subscriptions_go_only_to_push_services() {
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
 }
 
-#[tokio::test]
 async fn every_error_answer_is_a_json_error_body() {
     let r = start(None);
     let big = "a".repeat(20 * 1024);
@@ -1128,3 +1156,76 @@ async fn every_error_answer_is_a_json_error_body() {
         );
     }
 }
+
+/// On Redis: every relay stops and new ones start, then Redis itself is
+/// killed and restarted from its append-only file; the device's channel
+/// works throughout, and Redis holds no token.
+async fn channels_survive_restarts_of_every_relay_and_of_redis() {
+    let mut redis = RedisServer::start(&[]);
+    let (result, device) = start_on(&redis.url()).enroll_device().await;
+    let post_and_list = async |r: &RelayProc, fill: u8| {
+        let id = b64(32, fill);
+        let posted = r
+            .post_challenge(&result.channel_id, &result.helper_token, &id, 60)
+            .await;
+        assert_eq!(posted, StatusCode::CREATED);
+        let list: PendingList = r
+            .http
+            .get(format!(
+                "{}/v1/channels/{}/challenges",
+                r.url, result.channel_id
+            ))
+            .bearer_auth(&device.device_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(list.challenges.iter().any(|c| c.id == id));
+    };
+    post_and_list(&start_on(&redis.url()), 3).await;
+    redis.kill();
+    redis.restart();
+    post_and_list(&start_on(&redis.url()), 4).await;
+    let stored = redis.cli(&["HGETALL", &format!("pushmfa:ch:{}", result.channel_id)]);
+    assert!(stored.contains("helper"), "{stored}");
+    assert!(
+        !stored.contains(&result.helper_token) && !stored.contains(&device.device_token),
+        "tokens stored in clear"
+    );
+}
+
+/// Runs each case twice: on the embedded store and on a private Redis.
+macro_rules! both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case().await
+            })*
+        }
+        mod redis {
+            $(#[tokio::test]
+            async fn $case() {
+                super::ON_REDIS.scope(true, super::$case()).await
+            })*
+        }
+    };
+}
+
+both_stores!(
+    health_and_help,
+    long_polls_wake_at_once_on_both_sides,
+    tokens_are_checked_per_role,
+    garbage_truncated_and_oversized_bodies_are_rejected,
+    limits_expiry_and_duplicates,
+    channels_survive_a_restart_and_corrupt_data_is_refused,
+    answered_challenges_do_not_block_new_ones,
+    a_refused_answer_opens_the_challenge_again_and_says_why,
+    the_host_can_withdraw_a_challenge_and_only_the_host,
+    a_device_waits_for_what_is_new_with_a_cursor,
+    the_app_is_served_with_a_strict_policy,
+    web_push_subscriptions_go_only_to_push_services,
+    every_error_answer_is_a_json_error_body,
+);

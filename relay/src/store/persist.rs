@@ -3,7 +3,7 @@
 //! stored. A corrupt file stops the relay with an error instead of being
 //! reset, which would silently unenroll every device.
 
-use crate::Channel;
+use super::ChannelKeys;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::relay_api::PushSubscription;
@@ -35,14 +35,19 @@ struct SavedChannel {
     push: Option<PushSubscription>,
 }
 
-fn hash32(s: &str) -> Result<[u8; 32], String> {
-    B64.decode(s)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| "malformed token hash".to_owned())
+/// What survives a restart of a channel.
+#[derive(Debug, Clone)]
+pub struct Durable {
+    pub keys: ChannelKeys,
+    pub created_at: u64,
+    pub push: Option<PushSubscription>,
 }
 
-pub fn load(dir: &Path) -> Result<HashMap<String, Channel>, String> {
+fn hash32(s: &str) -> Result<[u8; 32], String> {
+    super::decode_hash(s).ok_or_else(|| "malformed token hash".to_owned())
+}
+
+pub fn load(dir: &Path) -> Result<HashMap<String, Durable>, String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(FILE);
     let meta = match fs::metadata(&path) {
@@ -71,27 +76,32 @@ pub fn load(dir: &Path) -> Result<HashMap<String, Channel>, String> {
         .channels
         .into_iter()
         .map(|c| {
-            let mut ch = Channel::new(
-                hash32(&c.helper_token_sha256)?,
-                hash32(&c.device_token_sha256)?,
-                c.created_at,
-            );
-            ch.push = c.push;
-            Ok((c.id, ch))
+            let keys = ChannelKeys {
+                helper: hash32(&c.helper_token_sha256)?,
+                device: hash32(&c.device_token_sha256)?,
+            };
+            let durable = Durable {
+                keys,
+                created_at: c.created_at,
+                push: c.push,
+            };
+            Ok((c.id, durable))
         })
         .collect::<Result<_, String>>()
         .map_err(|e| format!("{}: corrupt ({e})", path.display()))
 }
 
-pub fn save(dir: &Path, channels: &HashMap<String, Channel>) -> std::io::Result<()> {
+pub fn save<'a>(
+    dir: &Path,
+    channels: impl Iterator<Item = (&'a String, &'a Durable)>,
+) -> std::io::Result<()> {
     let saved = Saved {
         version: 1,
         channels: channels
-            .iter()
             .map(|(id, c)| SavedChannel {
                 id: id.clone(),
-                helper_token_sha256: B64.encode(c.helper_token),
-                device_token_sha256: B64.encode(c.device_token),
+                helper_token_sha256: B64.encode(c.keys.helper),
+                device_token_sha256: B64.encode(c.keys.device),
                 created_at: c.created_at,
                 push: c.push.clone(),
             })
