@@ -9,8 +9,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/redis_server.rs"]
 mod redis_server;
+use client::b64;
 use redis_server::RedisServer;
 
 tokio::task_local! {
@@ -88,54 +91,9 @@ fn try_start_on(
     })
 }
 
-fn b64(n: usize, fill: u8) -> String {
-    B64.encode(vec![fill; n])
-}
-
 impl RelayProc {
     async fn enroll_device(&self) -> (EnrollmentResult, DeviceChannel) {
-        let created: EnrollmentCreated = self
-            .http
-            .post(format!("{}/v1/enrollments", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let reg = DeviceRegistration {
-            public_key: b64(65, 4),
-            device_name: "phone".into(),
-            mac: b64(32, 9),
-        };
-        let device: DeviceChannel = self
-            .http
-            .post(format!(
-                "{}/v1/enrollments/{}/device",
-                self.url, created.enrollment_id
-            ))
-            .json(&reg)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let result: EnrollmentResult = self
-            .http
-            .get(format!(
-                "{}/v1/enrollments/{}?wait=5",
-                self.url, created.enrollment_id
-            ))
-            .bearer_auth(&created.helper_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(result.registration, reg);
-        (result, device)
+        client::enroll(&self.http, &self.url, &self.url, &self.url).await
     }
 
     async fn post_challenge(
@@ -145,37 +103,11 @@ impl RelayProc {
         id: &str,
         expires_in: u64,
     ) -> StatusCode {
-        self.http
-            .post(format!("{}/v1/channels/{channel}/challenges", self.url))
-            .bearer_auth(token)
-            .json(&PostChallenge {
-                id: id.into(),
-                expires_in,
-                challenge: b64(100, 1),
-                signature: b64(64, 2),
-            })
-            .send()
-            .await
-            .unwrap()
-            .status()
+        client::post_challenge(&self.http, &self.url, channel, token, id, expires_in).await
     }
 
-    /// A device's (unsigned, for the relay it is opaque) answer to `id`.
     async fn answer(&self, channel: &str, token: &str, id: &str) -> StatusCode {
-        self.http
-            .post(format!(
-                "{}/v1/channels/{channel}/challenges/{id}/response",
-                self.url
-            ))
-            .bearer_auth(token)
-            .json(&ChallengeResponse {
-                response: b64(80, 3),
-                signature: b64(64, 4),
-            })
-            .send()
-            .await
-            .unwrap()
-            .status()
+        client::answer(&self.http, &self.url, channel, token, id, 3).await
     }
 }
 

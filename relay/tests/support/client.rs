@@ -1,0 +1,105 @@
+//! The relay API as a test drives it: enroll a (fake) device, post and
+//! answer challenges, against any relay URL (so that one step can go to
+//! one instance and the next to another). Shared like `redis_server.rs`.
+#![allow(dead_code)]
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::relay_api::*;
+use reqwest::StatusCode;
+
+pub fn b64(n: usize, fill: u8) -> String {
+    B64.encode(vec![fill; n])
+}
+
+/// Enrolls a device: the slot opened on `create`, the device registering
+/// on `register`, the host collecting the registration on `collect`.
+pub async fn enroll(
+    http: &reqwest::Client,
+    create: &str,
+    register: &str,
+    collect: &str,
+) -> (EnrollmentResult, DeviceChannel) {
+    let created: EnrollmentCreated = http
+        .post(format!("{create}/v1/enrollments"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reg = DeviceRegistration {
+        public_key: b64(65, 4),
+        device_name: "phone".into(),
+        mac: b64(32, 9),
+    };
+    let id = &created.enrollment_id;
+    let device: DeviceChannel = http
+        .post(format!("{register}/v1/enrollments/{id}/device"))
+        .json(&reg)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let result: EnrollmentResult = http
+        .get(format!("{collect}/v1/enrollments/{id}?wait=5"))
+        .bearer_auth(&created.helper_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(result.registration, reg);
+    assert_eq!(result.channel_id, device.channel_id);
+    (result, device)
+}
+
+/// The host posts challenge `id` on `channel`.
+pub async fn post_challenge(
+    http: &reqwest::Client,
+    relay: &str,
+    channel: &str,
+    token: &str,
+    id: &str,
+    expires_in: u64,
+) -> StatusCode {
+    http.post(format!("{relay}/v1/channels/{channel}/challenges"))
+        .bearer_auth(token)
+        .json(&PostChallenge {
+            id: id.into(),
+            expires_in,
+            challenge: b64(100, 1),
+            signature: b64(64, 2),
+        })
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// A device's (unsigned, for the relay it is opaque) answer to `id`;
+/// `fill` tells answers apart.
+pub async fn answer(
+    http: &reqwest::Client,
+    relay: &str,
+    channel: &str,
+    token: &str,
+    id: &str,
+    fill: u8,
+) -> StatusCode {
+    http.post(format!(
+        "{relay}/v1/channels/{channel}/challenges/{id}/response"
+    ))
+    .bearer_auth(token)
+    .json(&ChallengeResponse {
+        response: b64(80, fill),
+        signature: b64(64, fill),
+    })
+    .send()
+    .await
+    .unwrap()
+    .status()
+}
