@@ -565,3 +565,31 @@ fn a_sentinel_failover_while_a_login_waits_loses_nothing() {
         .run();
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
 }
+
+#[test]
+fn with_redis_down_a_failmode_safe_host_still_asks_for_a_second_factor() {
+    let mut redis = RedisServer::start(&[]);
+    let relay = relay_on(&redis.url());
+    let mut e = TestEnv::new(&format!(
+        "[backend]\nkind = \"relay\"\nurl = \"{}\"\n[policy]\nfailmode = \"safe\"\n",
+        relay.url
+    ));
+    e.start_helper();
+    e.service(SVC, "");
+    Phone::new(&e, "phone").enroll(&e, "alice");
+    redis.kill();
+    // The relay answers (503): that is not "relay unreachable".
+    let (code, seen) = e
+        .pam(SVC, "alice")
+        .on_info(|_| {})
+        .answer(Answer::Fail)
+        .run();
+    assert_ne!(code, rc::SUCCESS, "{seen:?}");
+    assert!(
+        seen.contains(&"prompt:Recovery code: ".to_string()),
+        "{seen:?}"
+    );
+    let log = e.wait_for_log("asking for a recovery code");
+    assert!(!log.contains("FAILMODE SAFE"), "{log}");
+    assert!(log.contains("503"), "{log}");
+}

@@ -6,9 +6,13 @@
 //! The phone (the authenticator library) trusts the test CA through
 //! `SSL_CERT_FILE`, set once for this test binary.
 
+#[path = "../../relay/tests/support/redis_server.rs"]
+mod redis_server;
+
 use pushmfa_protocol::signed::Decision;
 use pushmfa_tests::push::{Phone, Relay, number_in};
 use pushmfa_tests::{Answer, TestEnv, rc};
+use redis_server::RedisServer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -312,15 +316,17 @@ fn an_untrusted_certificate_is_never_relay_down_even_with_failmode_safe() {
     assert!(log.contains("not trusted"), "{log}");
 }
 
-/// The nginx server block of docs/relay.md, as printed there.
-fn documented_nginx_block() -> String {
+/// The nginx block of docs/relay.md that proxies to `upstream`, as
+/// printed there.
+fn documented_nginx_block(upstream: &str) -> String {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/relay.md"))
             .unwrap_or_else(|e| panic!("docs/relay.md: {e}"));
     doc.split("```nginx\n")
-        .nth(1)
-        .and_then(|t| t.split("```").next())
-        .unwrap_or_else(|| panic!("docs/relay.md has no nginx block"))
+        .skip(1)
+        .filter_map(|t| t.split("```").next())
+        .find(|b| b.contains(&format!("proxy_pass {upstream};")))
+        .unwrap_or_else(|| panic!("docs/relay.md has no nginx block for {upstream}"))
         .to_owned()
 }
 
@@ -334,18 +340,17 @@ impl Drop for Nginx {
     }
 }
 
-#[test]
-fn a_push_login_through_the_documented_nginx_front_end() {
-    let dir = ca_dir();
-    let (cert, key) = make_leaf(dir, "ca", "front");
-    let relay = Relay::start_with(&[]);
-    let relay_addr = relay.url.trim_start_matches("http://").to_owned();
+/// Runs nginx with `block` (a documented one) whose listen port, and
+/// certificate paths, are changed to a free port and a test certificate;
+/// the nginx process and its https URL.
+fn documented_nginx(block: &str, run: &Path) -> (Nginx, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("{e}"));
-    // Only the port, the certificate paths and the relay's address change.
-    let block = documented_nginx_block()
+    // Named per port: tests running at once share the CA's directory.
+    let (cert, key) = make_leaf(ca_dir(), "ca", &format!("front-{port}"));
+    let block = block
         .replace("listen 443 ", &format!("listen 127.0.0.1:{port} "))
         .replace(
             "/etc/letsencrypt/live/relay.example.org/fullchain.pem",
@@ -354,11 +359,9 @@ fn a_push_login_through_the_documented_nginx_front_end() {
         .replace(
             "/etc/letsencrypt/live/relay.example.org/privkey.pem",
             &key.to_string_lossy(),
-        )
-        .replace("127.0.0.1:8480", &relay_addr);
-    let run = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let r = run.path().display();
-    let conf = run.path().join("nginx.conf");
+        );
+    let r = run.display();
+    let conf = run.join("nginx.conf");
     std::fs::write(
         &conf,
         format!(
@@ -371,7 +374,7 @@ fn a_push_login_through_the_documented_nginx_front_end() {
     .unwrap_or_else(|e| panic!("{e}"));
     let test = Command::new("nginx")
         .args(["-t", "-p"])
-        .arg(run.path())
+        .arg(run)
         .arg("-c")
         .arg(&conf)
         .output()
@@ -381,10 +384,10 @@ fn a_push_login_through_the_documented_nginx_front_end() {
         "nginx -t: {}",
         String::from_utf8_lossy(&test.stderr)
     );
-    let _nginx = Nginx(
+    let nginx = Nginx(
         Command::new("nginx")
             .arg("-p")
-            .arg(run.path())
+            .arg(run)
             .arg("-c")
             .arg(&conf)
             .spawn()
@@ -392,16 +395,63 @@ fn a_push_login_through_the_documented_nginx_front_end() {
     );
     let url = format!("https://127.0.0.1:{port}");
     wait_until(|| (!served(&url).0.is_empty()).then_some(()));
-    let e = helper_for(&url, "");
+    (nginx, url)
+}
+
+/// A host behind `url` with `alice` enrolled with a phone, and a login.
+fn enroll_and_log_in(url: &str) -> (TestEnv, Phone) {
+    let e = helper_for(url, "");
     let phone = Phone::new(&e, "phone");
     phone.enroll(&e, "alice");
+    log_in(&e, &phone);
+    (e, phone)
+}
+
+fn log_in(e: &TestEnv, phone: &Phone) {
     let (code, seen) = e
         .pam(SVC, "alice")
         .rhost("203.0.113.7")
-        .answer(approve_at_prompt(&phone))
+        .answer(approve_at_prompt(phone))
         .run();
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
+}
+
+#[test]
+fn a_push_login_through_the_documented_nginx_front_end() {
+    let relay = Relay::start_with(&[]);
+    let relay_addr = relay.url.trim_start_matches("http://").to_owned();
+    // Only the port, the certificate paths and the relay's address change.
+    let block =
+        documented_nginx_block("http://127.0.0.1:8480").replace("127.0.0.1:8480", &relay_addr);
+    let run = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (_nginx, url) = documented_nginx(&block, run.path());
+    let (e, _) = enroll_and_log_in(&url);
     e.wait_for_log("outcome=success (method=push");
+}
+
+#[test]
+fn pam_logins_through_the_documented_load_balancer_survive_a_relay_killed() {
+    let redis = RedisServer::start(&[]);
+    let store = redis.url();
+    let a = Relay::start_with(&["--store", &store]);
+    let mut b = Relay::start_with(&["--store", &store]);
+    let block = documented_nginx_block("http://pushmfa_relays")
+        .replace("10.0.0.11:8480", a.url.trim_start_matches("http://"))
+        .replace("10.0.0.12:8480", b.url.trim_start_matches("http://"));
+    let run = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (_nginx, url) = documented_nginx(&block, run.path());
+    // Enrollment and login go through the balancer, request by request to
+    // either relay.
+    let (e, phone) = enroll_and_log_in(&url);
+    b.stop();
+    log_in(&e, &phone);
+    log_in(&e, &phone);
+    let log = e.helper_log();
+    assert_eq!(
+        log.matches("outcome=success (method=push").count(),
+        3,
+        "{log}"
+    );
 }
 
 /// The pin of `cert`'s key, as docs/relay.md says to compute it.

@@ -1,7 +1,7 @@
 //! Benchmarks for docs/benchmarks.md. Build everything in release mode first:
 //!
 //! ```sh
-//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N]|ssh|webapp [N]|all]
+//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N ...]|idle [N]|ssh|webapp [N]|all]
 //! ```
 //!
 //! Uses the default Argon2id cost (m=19456 KiB, t=2, p=1), real libpam, the
@@ -17,6 +17,12 @@ use pushmfa_tests::push::{Phone, Relay, number_in, relay_config};
 use pushmfa_tests::{TestEnv, connect_from, rc};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "../../../relay/tests/support/client.rs"]
+mod client;
+#[path = "../../../relay/tests/support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
 
 fn stats(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -132,7 +138,7 @@ fn concurrent() {
 /// A relay and a helper for latency runs: rate limits out of the way
 /// (latency, not rate limiting, is measured), service "bench".
 fn push_env() -> (Relay, TestEnv) {
-    let (relay, _config) = unlimited_relay();
+    let (relay, _config) = unlimited_relay(&[]);
     let mut e = TestEnv::new(&relay_config(
         &relay.url,
         "[push]\nrate_limit_count = 1000\n",
@@ -292,9 +298,66 @@ fn idle_connections(n: usize) {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The relays under test: `instances` processes on one store, `memory`
+/// (one instance only: memory is not shared) or `redis` (a private
+/// redis-server, append-only file on as advised).
+struct Relays {
+    relays: Vec<(Relay, tempfile::TempDir)>,
+    _redis: Option<RedisServer>,
+}
+
+impl Relays {
+    fn start(store: &str, instances: usize) -> Relays {
+        let redis = match store {
+            "memory" => {
+                assert_eq!(instances, 1, "instances of the memory store share nothing");
+                None
+            }
+            "redis" => Some(RedisServer::start(&[])),
+            other => panic!("store: memory or redis, not {other:?}"),
+        };
+        let url = redis.as_ref().map(RedisServer::url);
+        let extra: Vec<&str> = match &url {
+            Some(u) => vec!["--store", u],
+            None => Vec::new(),
+        };
+        let relays = (0..instances).map(|_| unlimited_relay(&extra)).collect();
+        Relays {
+            relays,
+            _redis: redis,
+        }
+    }
+
+    /// Where devices go (the first instance).
+    fn device_url(&self) -> String {
+        self.relays[0].0.url.clone()
+    }
+
+    /// Where hosts go (the last instance: another one when there are two).
+    fn host_url(&self) -> String {
+        self.relays[self.relays.len() - 1].0.url.clone()
+    }
+
+    fn rss(&self, field: &str) -> String {
+        let each: Vec<String> = self
+            .relays
+            .iter()
+            .map(|(r, _)| format!("{} KiB", rss_kib(r.pid(), field)))
+            .collect();
+        each.join(" + ")
+    }
+}
+
 /// A relay whose limits do not get in a benchmark's way: every client is
 /// 127.0.0.1 here, and one token or address drives thousands of logins.
-fn unlimited_relay() -> (Relay, tempfile::TempDir) {
+fn unlimited_relay(extra: &[&str]) -> (Relay, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("relay.toml");
     std::fs::write(
@@ -304,7 +367,10 @@ fn unlimited_relay() -> (Relay, tempfile::TempDir) {
          anonymous_burst = 1000000.0\nopen_enrollments_per_address = 1000000\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let relay = Relay::start_with(&["--config", &path.to_string_lossy()]);
+    let config = path.to_string_lossy().into_owned();
+    let mut args = vec!["--config", &config];
+    args.extend_from_slice(extra);
+    let relay = Relay::start_with(&args);
     (relay, dir)
 }
 
@@ -327,20 +393,16 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// N logins pending at once on one relay: N devices long-polling their
-/// channels, then N helpers posting a challenge and long-polling for the
-/// answer, which each device sends as soon as it is woken.
-fn relay_load(n: usize) {
+/// N logins pending at once: N devices long-polling their channels, then
+/// N helpers posting a challenge and long-polling for the answer, which
+/// each device sends as soon as it is woken. With two instances, devices
+/// use the first and hosts the second, so every wake-up crosses over.
+fn relay_load(n: usize, store: &str, instances: usize) {
     raise_fd_limit(100_000);
-    let (relay, _config) = unlimited_relay();
-    let pid = relay.pid();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    rt.block_on(async move {
+    let relays = Relays::start(store, instances);
+    let (url, host_url) = (relays.device_url(), relays.host_url());
+    runtime().block_on(async move {
         let client = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).build().unwrap_or_else(|e| panic!("{e}"));
-        let url = relay.url.clone();
         let setup = Instant::now();
         let gate = Arc::new(tokio::sync::Semaphore::new(256));
         let mut tasks = tokio::task::JoinSet::new();
@@ -362,7 +424,7 @@ fn relay_load(n: usize) {
             }
         }
         assert_eq!(channels.len(), n, "channel setup failed");
-        println!("relay load: {n} channels set up in {:.1} s", setup.elapsed().as_secs_f64());
+        println!("relay load ({store}, {instances} instance(s)): {n} channels set up in {:.1} s", setup.elapsed().as_secs_f64());
         // Devices: long-poll, answer what arrives.
         let mut devices = tokio::task::JoinSet::new();
         for (ch, _, dtok) in channels.clone() {
@@ -381,12 +443,12 @@ fn relay_load(n: usize) {
             });
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let polling_rss = rss_kib(pid, "VmRSS:");
+        let polling_rss = relays.rss("VmRSS:");
         // Helpers: post a challenge, wait for the answer.
         let start = Instant::now();
         let mut helpers = tokio::task::JoinSet::new();
         for (i, (ch, htok, _)) in channels.into_iter().enumerate() {
-            let (client, url, gate) = (client.clone(), url.clone(), gate.clone());
+            let (client, url, gate) = (client.clone(), host_url.clone(), gate.clone());
             helpers.spawn(async move {
                 let mut id = [0u8; 32];
                 id[..8].copy_from_slice(&(i as u64).to_be_bytes());
@@ -399,27 +461,67 @@ fn relay_load(n: usize) {
                         return None;
                     }
                 }
+                let posted = Instant::now();
                 let resp = client.get(format!("{url}/v1/channels/{ch}/challenges/{id}/response?wait=60")).bearer_auth(&htok).send().await.ok()?;
-                (resp.status() == 200).then(Instant::now)
+                (resp.status() == 200).then(|| (Instant::now(), posted.elapsed()))
             });
         }
         let mut approved = 0;
         let mut last = start;
+        let mut round_trips = Vec::new();
         while let Some(j) = helpers.join_next().await {
-            if let Ok(Some(t)) = j {
+            if let Ok(Some((t, took))) = j {
                 approved += 1;
                 last = last.max(t);
+                round_trips.push(took);
             }
         }
         while devices.join_next().await.is_some() {}
         let secs = (last - start).as_secs_f64();
         println!(
-            "relay load: {approved}/{n} approvals delivered in {secs:.2} s = {:.0} approvals/s; relay RSS {} KiB with {n} devices long-polling, peak {} KiB",
+            "relay load ({store}, {instances} instance(s)): {approved}/{n} approvals delivered in {secs:.2} s = {:.0} approvals/s; relay RSS {polling_rss} with {n} devices long-polling, peak {}",
             approved as f64 / secs,
-            polling_rss,
-            rss_kib(pid, "VmHWM:"),
+            relays.rss("VmHWM:"),
         );
-        drop(relay);
+        stats("  posted -> answer at the host, under that load", round_trips);
+        drop(relays);
+    });
+}
+
+/// One login at a time: a device long-polls the first instance, a host
+/// posts on the last; the time until the device's poll returns (the
+/// wake-up, across instances when there are two), `rounds` times.
+fn wake_latency(rounds: usize, store: &str, instances: usize) {
+    let relays = Relays::start(store, instances);
+    let (url, host_url) = (relays.device_url(), relays.host_url());
+    runtime().block_on(async move {
+        let http = reqwest::Client::new();
+        let (result, device) = client::enroll(&http, &url, &url, &host_url).await;
+        let (ch, htok, dtok) = (result.channel_id, result.helper_token, device.device_token);
+        let mut took = Vec::new();
+        for round in 0..rounds {
+            let list = http.get(format!("{url}/v1/channels/{ch}/challenges")).bearer_auth(&dtok).send().await.unwrap_or_else(|e| panic!("{e}"));
+            let etag = list.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let poll = {
+                let (http, url, ch, dtok) = (http.clone(), url.clone(), ch.clone(), dtok.clone());
+                tokio::spawn(async move {
+                    let r = http.get(format!("{url}/v1/channels/{ch}/challenges?wait=30")).bearer_auth(&dtok).header("If-None-Match", etag).send().await;
+                    (Instant::now(), r.map(|r| r.status().as_u16()).unwrap_or(0))
+                })
+            };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(round as u64).to_be_bytes());
+            let id = B64.encode(id);
+            let posted = Instant::now();
+            let st = client::post_challenge(&http, &host_url, &ch, &htok, &id, 60).await;
+            assert_eq!(st, 201);
+            let (woke, status) = poll.await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(status, 200);
+            took.push(woke - posted);
+            let _ = http.delete(format!("{host_url}/v1/channels/{ch}/challenges/{id}")).bearer_auth(&htok).send().await;
+        }
+        stats(&format!("wake-up, device on instance 1 of {instances}, host on instance {instances} ({store})"), took);
     });
 }
 
@@ -434,7 +536,7 @@ fn ssh_overhead(runs: usize) {
     }
     let helper_user = SystemUser::create("pmfah");
     let user = SystemUser::create("pmfab");
-    let (relay, _config) = unlimited_relay();
+    let (relay, _config) = unlimited_relay(&[]);
     let mut e = TestEnv::new(&relay_config(
         &relay.url,
         "[push]\nrate_limit_count = 1000\n",
@@ -572,12 +674,19 @@ fn main() {
         .nth(2)
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    // relay and wake: [memory|redis] [instances]
+    let store = std::env::args().nth(3).unwrap_or_else(|| "memory".into());
+    let instances: usize = std::env::args()
+        .nth(4)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     match what.as_str() {
         "argon2" => argon2(),
         "login" => login(),
         "concurrent" => concurrent(),
         "push" => push(),
-        "relay" => relay_load(n),
+        "relay" => relay_load(n, &store, instances),
+        "wake" => wake_latency(n.min(10_000), &store, instances),
         "idle" => idle_connections(n),
         "ssh" => ssh_overhead(20),
         "webapp" => webapp(n.min(1000)),
@@ -586,11 +695,11 @@ fn main() {
             login();
             concurrent();
             push();
-            relay_load(n);
+            relay_load(n, "memory", 1);
         }
         other => {
             eprintln!(
-                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N]|idle [N]|ssh|webapp [N]|all] (got {other})"
+                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N [memory|redis [INSTANCES]]]|idle [N]|ssh|webapp [N]|all] (got {other})"
             );
             std::process::exit(2);
         }
