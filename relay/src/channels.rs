@@ -169,6 +169,7 @@ pub(crate) async fn list_challenges(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    drop(headers); // see crate::LongPoll
     authorize(&relay, &channel, Role::Device, &token).await?;
     let mut poll = LongPoll::start(
         &relay,
@@ -261,6 +262,7 @@ pub(crate) async fn wait_response(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = bearer(&headers)?;
+    drop(headers); // see crate::LongPoll
     authorize(&relay, &channel, Role::Helper, &token).await?;
     let mut poll = LongPoll::start(
         &relay,

@@ -191,6 +191,7 @@ pub(crate) async fn wait_registration(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = bearer(&headers)?;
+    drop(headers); // see crate::LongPoll
     let found = wait_slot(&relay, &id, Party::Helper, &token, &q, |s| s.result).await?;
     Ok(match found {
         Some(r) => Json(r).into_response(),
@@ -238,6 +239,7 @@ pub(crate) async fn wait_outcome(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = bearer(&headers)?;
+    drop(headers); // see crate::LongPoll
     let found = wait_slot(&relay, &id, Party::Device, &token, &q, |s| s.outcome).await?;
     Ok(match found {
         Some(o) => {

@@ -524,6 +524,11 @@ async fn authorize(
 
 /// One long-poll's wait: subscribed to its topic before the first look
 /// at the store, so no change slips between a look and the wait.
+///
+/// Handlers drop the request's headers before waiting: their values share
+/// hyper's 8 KB read buffer, which hyper can then reuse for its
+/// keep-alive read instead of allocating a second one for the minute the
+/// poll lasts.
 struct LongPoll<'a> {
     relay: &'a Relay,
     token: &'a str,
@@ -554,5 +559,45 @@ impl<'a> LongPoll<'a> {
                 .await
                 .is_ok(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::{Path, Query};
+
+    /// A long-poll's future lives (boxed by axum) for up to a minute, one
+    /// per waiting phone and host: it must not carry the Redis client's
+    /// multi-KB futures inline (see `store::each!`).
+    #[test]
+    fn long_poll_futures_stay_small() {
+        let relay = Arc::new(Relay::open(RelayConfig::default()).unwrap());
+        let q = || Query(WaitQuery { wait: None });
+        let list = channels::list_challenges(
+            State(relay.clone()),
+            Path("x".into()),
+            q(),
+            HeaderMap::new(),
+        );
+        let answer = channels::wait_response(
+            State(relay.clone()),
+            Path(("x".into(), "y".into())),
+            q(),
+            HeaderMap::new(),
+        );
+        let slot = enrollments::wait_registration(
+            State(relay.clone()),
+            Path("x".into()),
+            q(),
+            HeaderMap::new(),
+        );
+        for (what, size) in [
+            ("list_challenges", std::mem::size_of_val(&list)),
+            ("wait_response", std::mem::size_of_val(&answer)),
+            ("wait_registration", std::mem::size_of_val(&slot)),
+        ] {
+            assert!(size < 2048, "{what}: {size} bytes");
+        }
     }
 }

@@ -168,11 +168,14 @@ pub enum Store {
     Redis(redis::RedisStore),
 }
 
+/// Calls the store's own method. The Redis client's futures are several
+/// KB; boxed, they take heap only while a call is in flight, instead of
+/// inflating every request's future (a long-poll's lives for a minute).
 macro_rules! each {
     ($self:ident . $m:ident ( $($a:expr),* )) => {
         match $self {
             Store::Memory(s) => s.$m($($a),*),
-            Store::Redis(s) => s.$m($($a),*).await,
+            Store::Redis(s) => Box::pin(s.$m($($a),*)).await,
         }
     };
 }

@@ -425,6 +425,7 @@ fn relay_load(n: usize, store: &str, instances: usize) {
         }
         assert_eq!(channels.len(), n, "channel setup failed");
         println!("relay load ({store}, {instances} instance(s)): {n} channels set up in {:.1} s", setup.elapsed().as_secs_f64());
+        let setup_rss = relays.rss("VmRSS:");
         // Devices: long-poll, answer what arrives.
         let mut devices = tokio::task::JoinSet::new();
         for (ch, _, dtok) in channels.clone() {
@@ -479,7 +480,7 @@ fn relay_load(n: usize, store: &str, instances: usize) {
         while devices.join_next().await.is_some() {}
         let secs = (last - start).as_secs_f64();
         println!(
-            "relay load ({store}, {instances} instance(s)): {approved}/{n} approvals delivered in {secs:.2} s = {:.0} approvals/s; relay RSS {polling_rss} with {n} devices long-polling, peak {}",
+            "relay load ({store}, {instances} instance(s)): {approved}/{n} approvals delivered in {secs:.2} s = {:.0} approvals/s; relay RSS {setup_rss} after set-up, {polling_rss} with {n} devices long-polling, peak {}",
             approved as f64 / secs,
             relays.rss("VmHWM:"),
         );
