@@ -1,13 +1,13 @@
 //! The channel routes: hosts post, withdraw and collect challenges; devices
 //! list (long-poll), answer, and register for Web Push.
 
+use crate::api::{
+    LongPoll, MAX_TTL, Relay, Role, WaitQuery, authorize, b64_field, bearer, json_body, wait_for,
+};
+use crate::errors::{ApiError, ApiResult, err};
 use crate::store::{Changed, Collected, Pending, Posted, now_ms};
 use crate::wakeups::Topic;
 use crate::webpush;
-use crate::{
-    ApiError, ApiResult, LongPoll, Relay, Role, WaitQuery, authorize, b64_field, bearer,
-    enrollments, err, json_body, wait_for,
-};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -37,7 +37,7 @@ pub(crate) async fn post_challenge(
     b64_field("id", &req.id, Some(32))?;
     b64_field("challenge", &req.challenge, None)?;
     b64_field("signature", &req.signature, Some(64))?;
-    let expires_in = req.expires_in.clamp(1, enrollments::MAX_TTL);
+    let expires_in = req.expires_in.clamp(1, MAX_TTL);
     authorize(&relay, &channel, Role::Helper, &token).await?;
     let id = req.id.clone();
     let pending = Pending {
@@ -169,7 +169,7 @@ pub(crate) async fn list_challenges(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    drop(headers); // see crate::LongPoll
+    drop(headers); // see LongPoll
     authorize(&relay, &channel, Role::Device, &token).await?;
     let mut poll = LongPoll::start(
         &relay,
@@ -262,7 +262,7 @@ pub(crate) async fn wait_response(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = bearer(&headers)?;
-    drop(headers); // see crate::LongPoll
+    drop(headers); // see LongPoll
     authorize(&relay, &channel, Role::Helper, &token).await?;
     let mut poll = LongPoll::start(
         &relay,

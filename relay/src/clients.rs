@@ -1,8 +1,9 @@
 //! Who a request comes from (its address, seen through trusted proxies),
 //! and the per-token count of open long-polls.
 
+use crate::errors::{ApiResult, err};
 use crate::serve;
-use crate::{ApiResult, TokenHash, err};
+use crate::tokens::TokenHash;
 use axum::http::{HeaderMap, StatusCode};
 use pushmfa_config::relay::AddrBlock;
 use std::collections::HashMap;

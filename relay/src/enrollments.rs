@@ -2,12 +2,13 @@
 //! it, the helper collects the registration and posts its verdict, which
 //! the device waits for before it believes it is enrolled.
 
-use crate::store::{Changed, ChannelKeys, Opened, Slot, SlotCaps, now_ms};
-use crate::wakeups::Topic;
-use crate::{
-    ApiResult, LongPoll, Relay, WaitQuery, b64_field, bearer, err, hash_token, json_body,
-    token_matches, wait_for,
+use crate::api::{
+    DEFAULT_ENROLL_TTL, LongPoll, MAX_TTL, Relay, WaitQuery, b64_field, bearer, json_body, wait_for,
 };
+use crate::errors::{ApiResult, err};
+use crate::store::{Changed, ChannelKeys, Opened, Slot, SlotCaps, now_ms};
+use crate::tokens::{hash_token, token_matches};
+use crate::wakeups::Topic;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,9 +18,6 @@ use pushmfa_protocol::relay_api::{
     EnrollmentResult, MAX_OUTCOME_MESSAGE_LEN,
 };
 use std::sync::Arc;
-
-pub(crate) const DEFAULT_ENROLL_TTL: u64 = 120;
-pub(crate) const MAX_TTL: u64 = 600;
 
 pub(crate) async fn create(
     State(relay): State<Arc<Relay>>,
@@ -191,7 +189,7 @@ pub(crate) async fn wait_registration(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = bearer(&headers)?;
-    drop(headers); // see crate::LongPoll
+    drop(headers); // see LongPoll
     let found = wait_slot(&relay, &id, Party::Helper, &token, &q, |s| s.result).await?;
     Ok(match found {
         Some(r) => Json(r).into_response(),
@@ -239,7 +237,7 @@ pub(crate) async fn wait_outcome(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = bearer(&headers)?;
-    drop(headers); // see crate::LongPoll
+    drop(headers); // see LongPoll
     let found = wait_slot(&relay, &id, Party::Device, &token, &q, |s| s.outcome).await?;
     Ok(match found {
         Some(o) => {

@@ -1,7 +1,7 @@
 //! Token buckets in this process, per key (a token's hash, an enrollment
 //! id, an address); each call names its bucket's rate.
 
-use super::Rate;
+use super::records::Rate;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

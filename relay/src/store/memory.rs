@@ -3,11 +3,16 @@
 
 use super::buckets::Buckets;
 use super::persist::{self, Durable};
-use super::*;
+use super::records::*;
+use crate::wakeups::Hub;
 use crate::wakeups::Topic;
+use pushmfa_protocol::relay_api::{
+    ChallengeResponse, EnrollmentOutcome, EnrollmentResult, PushSubscription,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 struct Channel {
     durable: Durable,

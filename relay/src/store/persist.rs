@@ -3,7 +3,7 @@
 //! stored. A corrupt file stops the relay with an error instead of being
 //! reset, which would silently unenroll every device.
 
-use super::ChannelKeys;
+use super::records::ChannelKeys;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::relay_api::PushSubscription;
@@ -44,7 +44,7 @@ pub struct Durable {
 }
 
 fn hash32(s: &str) -> Result<[u8; 32], String> {
-    super::decode_hash(s).ok_or_else(|| "malformed token hash".to_owned())
+    super::records::decode_hash(s).ok_or_else(|| "malformed token hash".to_owned())
 }
 
 pub fn load(dir: &Path) -> Result<HashMap<String, Durable>, String> {
