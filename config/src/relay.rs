@@ -19,6 +19,9 @@ pub struct RelayFile {
     /// `memory` (this process), or a Redis URL shared by several relays:
     /// `redis://host:port/db`, `redis+sentinel://host:port,.../service`.
     pub store: String,
+    /// A file holding Redis's password (for example a systemd credential),
+    /// so that it need not be in `store` in this world-readable file.
+    pub store_password_file: PathBuf,
     pub rate_per_sec: f64,
     pub burst: f64,
     /// VAPID contact (`mailto:` or `https:`), sent to push services.
@@ -80,6 +83,19 @@ impl Default for RelayLimits {
     }
 }
 
+/// `url` with any password in it replaced by `***`, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let sep = if scheme.is_empty() { "" } else { "://" };
+            format!("{scheme}{sep}***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// A trusted proxy entry: an address, or a CIDR block like `10.0.0.0/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrBlock {
@@ -130,6 +146,7 @@ impl Default for RelayFile {
             listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             data: PathBuf::new(),
             store: "memory".into(),
+            store_password_file: PathBuf::new(),
             rate_per_sec: 20.0,
             burst: 100.0,
             web_push_contact: "mailto:root@localhost".into(),
@@ -196,7 +213,8 @@ impl RelayFile {
                 "",
                 "store",
                 format!(
-                    "{st:?}: \"memory\", or a Redis URL like \"redis://127.0.0.1:6379/0\" or \"redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster\""
+                    "{:?}: \"memory\", or a Redis URL like \"redis://127.0.0.1:6379/0\" or \"redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster\"",
+                    redacted(st)
                 ),
             ));
         }
@@ -324,6 +342,24 @@ impl RelayFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_urls_are_checked_and_passwords_never_shown() {
+        assert_eq!(redacted("redis://:pw@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(redacted("redis://u:p@ss@h/0"), "redis://***@h/0");
+        assert_eq!(redacted("redis://h:6379/0"), "redis://h:6379/0");
+        assert_eq!(redacted("x@y"), "***@y");
+        let mut f = RelayFile {
+            store: "postgres://u:secret@h/db".into(),
+            ..RelayFile::default()
+        };
+        let e = f.check().unwrap_err();
+        assert!(e.contains("--store") && !e.contains("secret"), "{e}");
+        for ok in ["memory", "redis://h:1/0", "redis+sentinel://a:1,b:2/m"] {
+            f.store = ok.into();
+            assert!(f.check().is_ok(), "{ok}");
+        }
+    }
 
     fn parse(t: &str) -> Result<RelayFile, ConfigError> {
         RelayFile::parse(t, Path::new("/etc/pushmfa-relay/relay.toml"))

@@ -4,7 +4,7 @@
 
 use crate::clients::{self, PollCounts};
 use crate::errors::{ApiResult, err};
-use crate::store::{self, ChannelKeys, Rate, Store, Unavailable};
+use crate::store::{self, ChannelKeys, Rate, Store};
 use crate::tokens::{hash_token, token_matches};
 use crate::{wakeups, webpush};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,6 +29,8 @@ pub struct RelayConfig {
     /// `memory` (this process; channels in `data_dir`), or a Redis URL
     /// shared by several relays (see [`store::redis::parse_url`]).
     pub store: String,
+    /// A file holding Redis's password (overrides one in `store`).
+    pub store_password_file: Option<PathBuf>,
     /// Unanswered challenges one channel may hold.
     pub max_pending_per_channel: usize,
     /// Open enrollment slots in all.
@@ -53,6 +55,7 @@ impl Default for RelayConfig {
         RelayConfig {
             data_dir: None,
             store: "memory".into(),
+            store_password_file: None,
             max_pending_per_channel: 16,
             max_enrollments: 10_000,
             rate_per_sec: 20.0,
@@ -83,7 +86,26 @@ pub struct Relay {
     pub(crate) store: Store,
     polls: PollCounts,
     rng: SystemRandom,
-    pub(crate) pusher: Arc<webpush::Pusher>,
+    /// Set at start on the memory store; on Redis, read (or first set)
+    /// there when first needed, so a relay starts while Redis is away.
+    pusher: tokio::sync::OnceCell<Arc<webpush::Pusher>>,
+}
+
+/// Redis's password from `path` (one line; a trailing newline is not part
+/// of it).
+fn read_password(path: &std::path::Path) -> Result<String, RelayError> {
+    let bad =
+        |why: String| RelayError::Store(format!("store_password_file {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if meta.len() > 1024 {
+        return Err(bad("larger than 1024 bytes; not a password file".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let password = text.trim_end_matches(['\n', '\r']);
+    if password.is_empty() || password.contains('\n') {
+        return Err(bad("must hold the password on one line".into()));
+    }
+    Ok(password.to_owned())
 }
 
 /// A random base64url string of `len` bytes.
@@ -112,7 +134,12 @@ impl Relay {
             &cfg.web_push_allow,
         )
         .map_err(RelayError::WebPush)?;
-        Ok(Relay::assemble(cfg, Store::Memory(memory), pusher, rng))
+        Ok(Relay::assemble(
+            cfg,
+            Store::Memory(memory),
+            Some(pusher),
+            rng,
+        ))
     }
 
     /// Opens a relay on the store `cfg.store` names. On Redis, the epoch
@@ -121,33 +148,21 @@ impl Relay {
         if cfg.store == "memory" {
             return Relay::open(cfg);
         }
-        let config = store::redis::parse_url(&cfg.store).map_err(RelayError::Store)?;
+        let mut config = store::redis::parse_url(&cfg.store).map_err(RelayError::Store)?;
+        if let Some(path) = &cfg.store_password_file {
+            config.password = Some(read_password(path)?);
+        }
         let rng = SystemRandom::new();
-        let mut redis = store::redis::RedisStore::connect(config)
+        let redis = store::redis::RedisStore::connect(config, random_b64(&rng, 8)?)
             .await
             .map_err(RelayError::Store)?;
-        let unavailable = |e: Unavailable| RelayError::Store(e.to_string());
-        redis
-            .adopt_epoch(&random_b64(&rng, 8)?)
-            .await
-            .map_err(unavailable)?;
-        let fresh = B64.encode(webpush::new_key().map_err(RelayError::WebPush)?);
-        let key = redis
-            .shared_value("vapid", &fresh)
-            .await
-            .map_err(unavailable)?;
-        let key = B64
-            .decode(key)
-            .map_err(|_| RelayError::WebPush("the shared VAPID key is not base64url".into()))?;
-        let pusher = webpush::Pusher::with_key(&key, &cfg.web_push_contact, &cfg.web_push_allow)
-            .map_err(RelayError::WebPush)?;
-        Ok(Relay::assemble(cfg, Store::Redis(redis), pusher, rng))
+        Ok(Relay::assemble(cfg, Store::Redis(redis), None, rng))
     }
 
     fn assemble(
         cfg: RelayConfig,
         store: Store,
-        pusher: webpush::Pusher,
+        pusher: Option<webpush::Pusher>,
         rng: SystemRandom,
     ) -> Relay {
         Relay {
@@ -155,13 +170,40 @@ impl Relay {
             cfg,
             store,
             rng,
-            pusher: Arc::new(pusher),
+            pusher: tokio::sync::OnceCell::new_with(pusher.map(Arc::new)),
         }
     }
 
-    /// The ETag of a channel's pending list at `version`.
-    pub(crate) fn etag(&self, version: u64) -> String {
-        format!("\"{}.{version}\"", self.store.epoch())
+    /// The ETag of a channel's pending list.
+    pub(crate) fn etag(view: &store::PendingView) -> String {
+        format!("\"{}.{}\"", view.epoch, view.version)
+    }
+
+    /// The Web Push sender. On Redis every instance signs with one VAPID
+    /// key (subscriptions are bound to it): the first instance's, kept
+    /// there.
+    pub(crate) async fn pusher(&self) -> ApiResult<Arc<webpush::Pusher>> {
+        let load = async || {
+            let Store::Redis(redis) = &self.store else {
+                return Err(err(StatusCode::INTERNAL_SERVER_ERROR, "no VAPID key"));
+            };
+            let fresh =
+                webpush::new_key().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let key = redis.shared_value("vapid", &B64.encode(fresh)).await?;
+            let pusher = B64
+                .decode(key)
+                .map_err(|_| "the shared VAPID key is not base64url".to_owned())
+                .and_then(|k| {
+                    webpush::Pusher::with_key(
+                        &k,
+                        &self.cfg.web_push_contact,
+                        &self.cfg.web_push_allow,
+                    )
+                })
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            Ok(Arc::new(pusher))
+        };
+        self.pusher.get_or_try_init(load).await.cloned()
     }
 
     pub(crate) fn random_id(&self, len: usize) -> ApiResult<String> {

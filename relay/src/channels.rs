@@ -81,7 +81,15 @@ pub(crate) async fn wake_device(
     let Ok(payload) = serde_json::to_vec(&hint) else {
         return;
     };
-    match relay.pusher.send(&sub, &payload, ttl).await {
+    let pusher = match relay.pusher().await {
+        Ok(p) => p,
+        Err(e) => {
+            let line = format!("pushmfa-relay: web push to channel {channel:?} skipped: {e:?}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            return;
+        }
+    };
+    match pusher.send(&sub, &payload, ttl).await {
         Ok(()) => {}
         Err(webpush::SendError::Gone) => {
             let _ = relay.store.forget_push(&channel, &sub).await;
@@ -93,10 +101,10 @@ pub(crate) async fn wake_device(
     }
 }
 
-pub(crate) async fn vapid_key(State(relay): State<Arc<Relay>>) -> Json<VapidKey> {
-    Json(VapidKey {
-        public_key: relay.pusher.public_key(),
-    })
+pub(crate) async fn vapid_key(State(relay): State<Arc<Relay>>) -> ApiResult<Json<VapidKey>> {
+    Ok(Json(VapidKey {
+        public_key: relay.pusher().await?.public_key(),
+    }))
 }
 
 /// The device registers (or replaces) its Web Push subscription.
@@ -109,7 +117,8 @@ pub(crate) async fn put_push(
     let token = bearer(&headers)?;
     let sub: PushSubscription = json_body(&body)?;
     relay
-        .pusher
+        .pusher()
+        .await?
         .check(&sub)
         .map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
     set_push(&relay, &channel, &token, Some(&sub)).await
@@ -184,7 +193,7 @@ pub(crate) async fn list_challenges(
             .pending(&channel)
             .await?
             .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such channel"))?;
-        let etag = relay.etag(view.version);
+        let etag = Relay::etag(&view);
         let changed = match &cursor {
             Some(c) => *c != etag,
             None => !view.challenges.is_empty(),

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         let relay = match Relay::connect(RelayConfig {
             data_dir: (!args.data.as_os_str().is_empty()).then(|| args.data.clone()),
             store: args.store.clone(),
+            store_password_file: (!args.store_password_file.as_os_str().is_empty())
+                .then(|| args.store_password_file.clone()),
             rate_per_sec: args.rate_per_sec,
             burst: args.burst,
             web_push_contact: args.web_push_contact.clone(),
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         let line = format!("pushmfa-relay: listening on {scheme}://{addr}\n");
         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         let _ = std::io::Write::write_all(&mut std::io::stderr(), bounds.as_bytes());
+        pushmfa_relay::store::redis::start_logging();
         tokio::spawn(pushmfa_relay::sweep_forever(relay.clone()));
         let shutdown = async {
             use tokio::signal::unix::{SignalKind, signal};

@@ -593,3 +593,66 @@ fn with_redis_down_a_failmode_safe_host_still_asks_for_a_second_factor() {
     assert!(!log.contains("FAILMODE SAFE"), "{log}");
     assert!(log.contains("503"), "{log}");
 }
+
+#[test]
+fn redis_s_password_comes_from_a_file_and_a_wrong_one_is_a_503() {
+    let redis = RedisServer::start(&["--requirepass", "s3cret-pw"]);
+    let dir = tempfile::tempdir().unwrap();
+    let relay_with = |password: &str| {
+        let file = dir.path().join(format!("pw-{password}"));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        let conf = dir.path().join(format!("relay-{password}.toml"));
+        std::fs::write(
+            &conf,
+            format!(
+                "store = \"{}\"\nstore_password_file = \"{}\"\n",
+                redis.url(),
+                file.display()
+            ),
+        )
+        .unwrap();
+        Relay::start_with(&["--config", &conf.to_string_lossy()])
+    };
+    let good = relay_with("s3cret-pw");
+    let bad = relay_with("wrong");
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        let (result, _) = client::enroll(&http, &good.url, &good.url, &good.url).await;
+        let probe = |url: &str| {
+            let url = format!("{url}/v1/channels/{}/challenges", result.channel_id);
+            let http = http.clone();
+            async move {
+                http.get(url)
+                    .bearer_auth("x")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(probe(&good.url).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(probe(&bad.url).await, StatusCode::SERVICE_UNAVAILABLE);
+    });
+}
+
+#[test]
+fn a_relay_started_before_redis_answers_503_then_works_by_itself() {
+    let mut redis = RedisServer::start(&[]);
+    redis.kill();
+    let relay = relay_on(&redis.url());
+    let probe = format!("{}/v1/channels/{}/challenges", relay.url, b64(16, 1));
+    assert_eq!(status_of(&probe), "503");
+    assert_eq!(status_of(&format!("{}/v1/push/key", relay.url)), "503");
+    redis.restart();
+    recovered(&[&probe]);
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        client::enroll(&http, &relay.url, &relay.url, &relay.url).await;
+        let key = http
+            .get(format!("{}/v1/push/key", relay.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(key.status(), StatusCode::OK);
+    });
+}

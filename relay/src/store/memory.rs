@@ -65,10 +65,6 @@ impl MemoryStore {
         &self.hub
     }
 
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
     fn lock(&self) -> StoreResult<MutexGuard<'_, State>> {
         self.state
             .lock()
@@ -172,10 +168,14 @@ impl MemoryStore {
 
     pub fn pending(&self, channel: &str) -> StoreResult<Option<PendingView>> {
         let state = self.lock()?;
-        Ok(state
-            .channels
-            .get(channel)
-            .map(|ch| PendingView::of(ch.version, ch.pending.values(), now_ms())))
+        Ok(state.channels.get(channel).map(|ch| {
+            PendingView::of(
+                self.epoch.clone(),
+                ch.version,
+                ch.pending.values(),
+                now_ms(),
+            )
+        }))
     }
 
     /// Applies `change` to live challenge `id`, bumping the version if it

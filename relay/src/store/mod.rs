@@ -48,15 +48,6 @@ impl Store {
         }
     }
 
-    /// Random per state: a cursor from another state (a restarted memory
-    /// store, a flushed Redis) never matches.
-    pub fn epoch(&self) -> &str {
-        match self {
-            Store::Memory(s) => s.epoch(),
-            Store::Redis(s) => s.epoch(),
-        }
-    }
-
     pub async fn channel(&self, id: &str) -> StoreResult<Option<ChannelKeys>> {
         each!(self.channel(id))
     }

@@ -51,6 +51,9 @@ pub struct Pending {
 /// A device's view of its channel: the version (bumped on every change to
 /// the list, the cursor of long-polls) and the unanswered challenges.
 pub struct PendingView {
+    /// Random per state (a restarted memory store, a flushed Redis), so a
+    /// cursor from another state never matches.
+    pub epoch: String,
     pub version: u64,
     pub challenges: Vec<PendingChallenge>,
 }
@@ -58,6 +61,7 @@ pub struct PendingView {
 impl PendingView {
     /// The view of `pending` at `now_ms`: live, unanswered challenges.
     pub(crate) fn of<'a>(
+        epoch: String,
         version: u64,
         pending: impl Iterator<Item = &'a Pending>,
         now_ms: u64,
@@ -73,6 +77,7 @@ impl PendingView {
             })
             .collect();
         PendingView {
+            epoch,
             version,
             challenges,
         }
@@ -165,7 +170,8 @@ mod hash_b64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TokenHash, D::Error> {
         let s = String::deserialize(d)?;
-        crate::store::records::decode_hash(&s).ok_or_else(|| D::Error::custom("malformed token hash"))
+        crate::store::records::decode_hash(&s)
+            .ok_or_else(|| D::Error::custom("malformed token hash"))
     }
 }
 

@@ -5,17 +5,35 @@
 use crate::wakeups::{Hub, Topic};
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The pub/sub channel that carries wake-ups (the message is a topic).
 pub(super) const WAKE: &str = "pushmfa:wake";
 
 /// Logs to stderr (the journal), one write per line.
+/// Lines logged before [`start_logging`] wait there, so that the relay's
+/// "listening on" line comes first (scripts and units wait for it).
 pub(super) fn log(line: &str) {
     let line = format!("pushmfa-relay: {line}\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    match held.as_mut() {
+        Some(lines) => lines.push(line),
+        None => {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        }
+    }
+}
+
+static HELD: Mutex<Option<Vec<String>>> = Mutex::new(Some(Vec::new()));
+
+/// Writes the lines held since start-up, and from now on logs at once.
+pub fn start_logging() {
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    for line in held.take().unwrap_or_default() {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    }
 }
 
 /// Tracks (in `up`) and logs when the connection to Redis is lost and

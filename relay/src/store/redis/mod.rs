@@ -28,6 +28,7 @@ use std::time::Duration;
 mod fields;
 mod link;
 
+pub use link::start_logging;
 use link::{WAKE, log};
 mod scripts;
 mod url;
@@ -47,7 +48,9 @@ pub struct RedisStore {
     /// notices, commands would wait for their timeout), set on reconnect.
     up: Arc<AtomicBool>,
     hub: Hub,
-    epoch: String,
+    /// This process's choice of epoch, set in Redis by whichever
+    /// instance reads a pending list first.
+    epoch_candidate: String,
     scripts: Scripts,
 }
 
@@ -93,7 +96,7 @@ impl RedisStore {
     /// Connects (waiting a few seconds; when Redis is not there yet the
     /// relay starts anyway, answers 503 and connects when it can), starts
     /// the subscriber, and reads or sets the shared epoch.
-    pub async fn connect(config: Config) -> Result<RedisStore, String> {
+    pub async fn connect(config: Config, epoch_candidate: String) -> Result<RedisStore, String> {
         let config = Config {
             fail_fast: false,
             ..config
@@ -119,7 +122,7 @@ impl RedisStore {
         let up = Arc::new(AtomicBool::new(true));
         link::report_connection_changes(&client, up.clone());
         link::fan_out(subscriber, hub.clone());
-        if tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect())
+        if tokio::time::timeout(Duration::from_secs(2), client.wait_for_connect())
             .await
             .is_err()
         {
@@ -129,17 +132,10 @@ impl RedisStore {
             client,
             up,
             hub,
-            epoch: String::new(),
+            epoch_candidate,
             scripts: Scripts::new(),
         };
         Ok(store)
-    }
-
-    /// Reads the shared epoch, setting `fresh` if there is none. Until it
-    /// is read, cursors simply never match (one extra answer each).
-    pub async fn adopt_epoch(&mut self, fresh: &str) -> StoreResult<()> {
-        self.epoch = self.shared_value("epoch", fresh).await?;
-        Ok(())
     }
 
     /// The value under `name`, set to `fresh` first if there is none
@@ -158,10 +154,6 @@ impl RedisStore {
 
     pub fn hub(&self) -> &Hub {
         &self.hub
-    }
-
-    pub fn epoch(&self) -> &str {
-        &self.epoch
     }
 
     /// Fails at once while the connection is down (the relay answers 503
@@ -304,8 +296,12 @@ impl RedisStore {
         let v = self
             .run(
                 &self.scripts.pending,
-                Self::challenge_call(channel),
-                Vec::new(),
+                vec![
+                    key(&["ch", channel]),
+                    key(&["pend", channel]),
+                    key(&["epoch"]),
+                ],
+                vec![self.epoch_candidate.clone()],
             )
             .await?;
         let Value::Array(parts) = v else {
@@ -317,7 +313,13 @@ impl RedisStore {
             _ => Vec::new(),
         };
         let pending = pending_from_fields(&fields);
-        Ok(Some(PendingView::of(version, pending.values(), now_ms())))
+        let epoch = parts.get(2).and_then(text).unwrap_or_default();
+        Ok(Some(PendingView::of(
+            epoch,
+            version,
+            pending.values(),
+            now_ms(),
+        )))
     }
 
     async fn on_challenge(

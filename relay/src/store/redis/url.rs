@@ -3,6 +3,7 @@
 
 use fred::prelude::{Config, Server};
 use fred::types::config::ServerConfig;
+use pushmfa_config::relay::redacted;
 
 /// Where Redis is: `redis://[[user]:password@]host[:port][/db]`, or
 /// through Sentinel:
@@ -13,14 +14,16 @@ pub fn parse_url(url: &str) -> Result<Config, String> {
     }
     if !url.starts_with("redis://") {
         return Err(format!(
-            "store {url:?}: expected \"memory\", redis://host:port or redis+sentinel://host:port,.../service"
+            "store {:?}: expected \"memory\", redis://host:port or redis+sentinel://host:port,.../service",
+            redacted(url)
         ));
     }
-    Config::from_url(url).map_err(|e| format!("store {url:?}: {e}"))
+    Config::from_url(url).map_err(|e| format!("store {:?}: {e}", redacted(url)))
 }
 
 fn sentinel_config(rest: &str) -> Result<Config, String> {
-    let bad = |why: &str| format!("store redis+sentinel://{rest}: {why}");
+    let shown = redacted(&format!("redis+sentinel://{rest}"));
+    let bad = |why: &str| format!("store {shown}: {why}");
     let (auth, rest) = match rest.rsplit_once('@') {
         Some((a, r)) => (Some(a), r),
         None => (None, rest),
@@ -85,6 +88,10 @@ mod tests {
         }
         assert_eq!(c.password.as_deref(), Some("pw"));
         assert_eq!(c.database, Some(3));
+        let e = parse_url("redis+sentinel://:hunter2@h:1").unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("***@h:1"), "{e}");
+        let e = parse_url("redis://:hunter2@h:notaport/0").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
         for bad in [
             "http://x",
             "redis+sentinel://h:1",
