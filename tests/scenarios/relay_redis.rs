@@ -656,3 +656,24 @@ fn a_relay_started_before_redis_answers_503_then_works_by_itself() {
         assert_eq!(key.status(), StatusCode::OK);
     });
 }
+
+#[test]
+fn a_finished_enrollment_stops_counting_against_its_address_at_once() {
+    let redis = RedisServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("relay.toml");
+    std::fs::write(&conf, "[limits]\nopen_enrollments_per_address = 2\n").unwrap();
+    let (a, b) = (
+        Relay::start_with(&["--store", &redis.url(), "--config", &conf.to_string_lossy()]),
+        Relay::start_with(&["--store", &redis.url(), "--config", &conf.to_string_lossy()]),
+    );
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        // Five enrollments one after the other from one address, across
+        // both instances: each slot closes when the device has its verdict.
+        for _ in 0..5 {
+            let (created, _, device) = client::enroll_slot(&http, &a.url, &b.url, &a.url).await;
+            client::finish_enrollment(&http, &b.url, &created, &device).await;
+        }
+    });
+}

@@ -20,6 +20,17 @@ pub async fn enroll(
     register: &str,
     collect: &str,
 ) -> (EnrollmentResult, DeviceChannel) {
+    let (_, result, device) = enroll_slot(http, create, register, collect).await;
+    (result, device)
+}
+
+/// [`enroll`], also returning the slot (to post the host's verdict on).
+pub async fn enroll_slot(
+    http: &reqwest::Client,
+    create: &str,
+    register: &str,
+    collect: &str,
+) -> (EnrollmentCreated, EnrollmentResult, DeviceChannel) {
     let created: EnrollmentCreated = http
         .post(format!("{create}/v1/enrollments"))
         .send()
@@ -54,7 +65,42 @@ pub async fn enroll(
         .unwrap();
     assert_eq!(result.registration, reg);
     assert_eq!(result.channel_id, device.channel_id);
-    (result, device)
+    (created, result, device)
+}
+
+/// The host accepts the registration and the device collects the verdict,
+/// which closes the slot.
+pub async fn finish_enrollment(
+    http: &reqwest::Client,
+    relay: &str,
+    created: &EnrollmentCreated,
+    device: &DeviceChannel,
+) {
+    let id = &created.enrollment_id;
+    let outcome = EnrollmentOutcome {
+        accepted: true,
+        message: String::new(),
+        signature: b64(64, 5),
+    };
+    let st = http
+        .post(format!("{relay}/v1/enrollments/{id}/outcome"))
+        .bearer_auth(&created.helper_token)
+        .json(&outcome)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let got: EnrollmentOutcome = http
+        .get(format!("{relay}/v1/enrollments/{id}/outcome?wait=5"))
+        .bearer_auth(&device.device_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, outcome);
 }
 
 /// The host posts challenge `id` on `channel`.

@@ -454,9 +454,10 @@ impl RedisStore {
     }
 
     pub async fn close_slot(&self, id: &str) -> StoreResult<()> {
-        self.ready()?;
-        let _: i64 = self.client.del(key(&["slot", id])).await.map_err(down)?;
-        Ok(())
+        let keys = vec![key(&["slot", id]), key(&["slots"]), key(&["slots", ""])];
+        self.run(&self.scripts.close_slot, keys, vec![id.to_owned()])
+            .await
+            .map(drop)
     }
 
     pub async fn rate(&self, bucket: &str, rate: Rate) -> StoreResult<Result<(), Duration>> {
