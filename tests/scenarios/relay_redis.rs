@@ -428,7 +428,7 @@ fn status_of(url: &str) -> String {
 /// A primary, a replica and three sentinels on loopback.
 struct Sentinels {
     primary: RedisServer,
-    _replica: RedisServer,
+    replica: RedisServer,
     sentinels: Vec<std::process::Child>,
     ports: Vec<u16>,
     _dir: tempfile::TempDir,
@@ -478,7 +478,7 @@ impl Sentinels {
         }
         let s = Sentinels {
             primary,
-            _replica: replica,
+            replica,
             sentinels,
             ports,
             _dir: dir,
@@ -544,10 +544,22 @@ fn a_sentinel_failover_while_a_login_waits_loses_nothing() {
         let cluster = cluster.clone();
         move || {
             let mut c = cluster.lock().unwrap();
-            // Everything written so far is on the replica, then the
-            // primary dies; the sentinels promote the replica.
-            let acked = c.primary.cli(&["WAIT", "1", "2000"]);
-            assert_eq!(acked.trim(), "1", "the replica did not acknowledge");
+            // Everything written so far is on the replica (its offset has
+            // caught up with the primary's), then the primary dies; the
+            // sentinels promote the replica.
+            let offset = |r: &RedisServer, field: &str| -> Option<u64> {
+                r.cli(&["INFO", "replication"])
+                    .lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| v.trim().parse().ok())
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while offset(&c.primary, "master_repl_offset:")
+                != offset(&c.replica, "slave_repl_offset:")
+            {
+                assert!(Instant::now() < deadline, "the replica does not catch up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let old = c.primary.port;
             c.primary.kill();
             let deadline = Instant::now() + Duration::from_secs(30);
