@@ -15,7 +15,7 @@ use pushmfa_protocol::relay_api::*;
 use pushmfa_protocol::signed::Decision;
 use pushmfa_tests::push::{Phone, Relay, number_in};
 use pushmfa_tests::{Answer, TestEnv, rc};
-use redis_server::{RedisServer, free_port};
+use redis_server::{RedisServer, die_with_parent, free_port};
 use reqwest::StatusCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -343,12 +343,7 @@ fn pam_logins_go_on_through_the_second_relay_when_the_first_is_killed() {
         .answer(approve_after(&phone, || {}))
         .run();
     assert_eq!(code, rc::SUCCESS, "{seen:?}");
-    let log = e.helper_log();
-    assert_eq!(
-        log.matches("outcome=success (method=push").count(),
-        2,
-        "{log}"
-    );
+    e.wait_for_log_lines("outcome=success (method=push", 2);
 }
 
 #[test]
@@ -466,13 +461,13 @@ impl Sentinels {
                 ),
             )
             .unwrap();
-            let child = std::process::Command::new("redis-server")
-                .arg(&conf)
+            let mut cmd = std::process::Command::new("redis-server");
+            cmd.arg(&conf)
                 .arg("--sentinel")
                 .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
+                .stderr(std::process::Stdio::null());
+            die_with_parent(&mut cmd);
+            let child = cmd.spawn().unwrap();
             sentinels.push(child);
             ports.push(port);
         }

@@ -446,12 +446,7 @@ fn pam_logins_through_the_documented_load_balancer_survive_a_relay_killed() {
     b.stop();
     log_in(&e, &phone);
     log_in(&e, &phone);
-    let log = e.helper_log();
-    assert_eq!(
-        log.matches("outcome=success (method=push").count(),
-        3,
-        "{log}"
-    );
+    e.wait_for_log_lines("outcome=success (method=push", 3);
 }
 
 /// The pin of `cert`'s key, as docs/relay.md says to compute it.

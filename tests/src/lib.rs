@@ -385,6 +385,12 @@ impl TestEnv {
 
     /// Waits (bounded) until the helper has logged a line containing `needle`.
     pub fn wait_for_log(&self, needle: &str) -> String {
+        self.wait_for_log_lines(needle, 1)
+    }
+
+    /// Waits (bounded) until the helper has logged `n` lines containing
+    /// `needle` (it logs a login just after answering the module).
+    pub fn wait_for_log_lines(&self, needle: &str, n: usize) -> String {
         let Some(h) = &self.helper else {
             panic!("no helper running");
         };
@@ -392,13 +398,13 @@ impl TestEnv {
         let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         let (guard, _) = cv
             .wait_timeout_while(guard, Duration::from_secs(5), |l| {
-                !l.iter().any(|x| x.contains(needle))
+                l.iter().filter(|x| x.contains(needle)).count() < n
             })
             .unwrap_or_else(|e| e.into_inner());
         let text = guard.join("\n");
         assert!(
-            text.contains(needle),
-            "helper never logged {needle:?}; log:\n{text}"
+            text.matches(needle).count() >= n,
+            "helper never logged {needle:?} {n} times; log:\n{text}"
         );
         text
     }

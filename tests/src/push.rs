@@ -45,22 +45,26 @@ impl Relay {
 
     fn spawn(listen: &str, args: &[&str], files: Option<u64>) -> Relay {
         let mut cmd = Command::new(bin("pushmfa-relay"));
-        if let Some(n) = files {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setrlimit is async-signal-safe and touches only the child.
-            unsafe {
-                cmd.pre_exec(move || {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit and prctl are async-signal-safe and touch only
+        // the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Dies with the test's thread, even when an abort skips Drop.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(n) = files {
                     let lim = libc::rlimit {
                         rlim_cur: n,
                         rlim_max: n,
                     };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
                     }
-                });
-            }
+                }
+                Ok(())
+            });
         }
         let mut child = cmd
             .args(["--listen", listen])

@@ -16,6 +16,21 @@ pub struct RedisServer {
     extra: Vec<String>,
 }
 
+/// Makes `cmd`'s process die with the thread that starts it: a test that
+/// aborts (a panic inside a PAM conversation cannot unwind) runs no Drop,
+/// and a stray server could serve, or a stray Sentinel reconfigure, a
+/// later test that reuses its port.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// A port nothing listens on now (the kernel's pick, released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -74,6 +89,7 @@ impl RedisServer {
             .args(self.extra.iter())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
         let mut child = cmd
             .spawn()
             .expect("redis-server did not start (apt install redis-server)");
