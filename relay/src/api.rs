@@ -271,11 +271,6 @@ impl Relay {
             m.sweep();
         }
     }
-
-    /// Long-poll subscriptions open in this process (for measurements).
-    pub fn waiting_topics(&self) -> usize {
-        self.store.hub().len()
-    }
 }
 
 /// Runs [`Relay::sweep`] every few seconds (expiry is also checked on access).

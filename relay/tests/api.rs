@@ -830,30 +830,8 @@ async fn poll_pending(
     cursor: Option<&str>,
     wait: u64,
 ) -> (StatusCode, String, Vec<String>) {
-    let mut req = r
-        .http
-        .get(format!(
-            "{}/v1/channels/{}/challenges?wait={wait}",
-            r.url, device.channel_id
-        ))
-        .bearer_auth(&device.device_token);
-    if let Some(c) = cursor {
-        req = req.header("If-None-Match", c);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let etag = resp
-        .headers()
-        .get("etag")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let ids = if status == StatusCode::OK {
-        let list: PendingList = resp.json().await.unwrap();
-        list.challenges.into_iter().map(|c| c.id).collect()
-    } else {
-        Vec::new()
-    };
-    (status, etag, ids)
+    let (ch, token) = (&device.channel_id, &device.device_token);
+    client::pending(&r.http, &r.url, ch, token, cursor, wait).await
 }
 
 async fn a_device_waits_for_what_is_new_with_a_cursor() {
@@ -1101,20 +1079,8 @@ async fn channels_survive_restarts_of_every_relay_and_of_redis() {
             .post_challenge(&result.channel_id, &result.helper_token, &id, 60)
             .await;
         assert_eq!(posted, StatusCode::CREATED);
-        let list: PendingList = r
-            .http
-            .get(format!(
-                "{}/v1/channels/{}/challenges",
-                r.url, result.channel_id
-            ))
-            .bearer_auth(&device.device_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(list.challenges.iter().any(|c| c.id == id));
+        let (_, _, ids) = poll_pending(r, &device, None, 0).await;
+        assert!(ids.contains(&id));
     };
     post_and_list(&start_on(&redis.url()), 3).await;
     redis.kill();

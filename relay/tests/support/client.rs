@@ -149,3 +149,38 @@ pub async fn answer(
     .unwrap()
     .status()
 }
+
+/// The device's pending list on `relay`: after `cursor` (an ETag) when
+/// given, waiting up to `wait` seconds; the status, the list's ETag and
+/// the ids of the challenges (none unless 200).
+pub async fn pending(
+    http: &reqwest::Client,
+    relay: &str,
+    channel: &str,
+    token: &str,
+    cursor: Option<&str>,
+    wait: u64,
+) -> (StatusCode, String, Vec<String>) {
+    let mut req = http
+        .get(format!(
+            "{relay}/v1/channels/{channel}/challenges?wait={wait}"
+        ))
+        .bearer_auth(token);
+    if let Some(c) = cursor {
+        req = req.header("If-None-Match", c);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let ids = if status == StatusCode::OK {
+        let list: PendingList = resp.json().await.unwrap();
+        list.challenges.into_iter().map(|c| c.id).collect()
+    } else {
+        Vec::new()
+    };
+    (status, etag, ids)
+}

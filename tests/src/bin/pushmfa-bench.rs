@@ -501,13 +501,12 @@ fn wake_latency(rounds: usize, store: &str, instances: usize) {
         let (ch, htok, dtok) = (result.channel_id, result.helper_token, device.device_token);
         let mut took = Vec::new();
         for round in 0..rounds {
-            let list = http.get(format!("{url}/v1/channels/{ch}/challenges")).bearer_auth(&dtok).send().await.unwrap_or_else(|e| panic!("{e}"));
-            let etag = list.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let (_, etag, _) = client::pending(&http, &url, &ch, &dtok, None, 0).await;
             let poll = {
                 let (http, url, ch, dtok) = (http.clone(), url.clone(), ch.clone(), dtok.clone());
                 tokio::spawn(async move {
-                    let r = http.get(format!("{url}/v1/channels/{ch}/challenges?wait=30")).bearer_auth(&dtok).header("If-None-Match", etag).send().await;
-                    (Instant::now(), r.map(|r| r.status().as_u16()).unwrap_or(0))
+                    let (status, _, _) = client::pending(&http, &url, &ch, &dtok, Some(&etag), 30).await;
+                    (Instant::now(), status.as_u16())
                 })
             };
             tokio::time::sleep(Duration::from_millis(20)).await;
