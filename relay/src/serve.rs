@@ -210,7 +210,11 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(64)
+        // A helper multiplexes every pending login of its host on one
+        // connection (one long-poll each); a client that opens more than
+        // this waits for a stream, so room for a busy bastion host. Each
+        // stream is still held to the per-token and per-address limits.
+        .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(20)));
     let builder = Arc::new(builder);
     loop {

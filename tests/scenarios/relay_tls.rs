@@ -10,109 +10,16 @@
 mod redis_server;
 
 use pushmfa_protocol::signed::Decision;
+use pushmfa_tests::certs::{make_ca, make_leaf};
 use pushmfa_tests::push::{Phone, Relay, number_in};
 use pushmfa_tests::{Answer, TestEnv, rc};
 use redis_server::RedisServer;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 const SVC: &str = "pushmfa-test";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA (`name`.pem, `name`.key) in `dir`.
-fn make_ca(dir: &Path, name: &str) -> PathBuf {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ],
-    );
-    dir.join(format!("{name}.pem"))
-}
-
-/// A certificate for 127.0.0.1 and ::1 signed by CA `ca`: (cert, key).
-fn make_leaf(dir: &Path, ca: &str, name: &str) -> (PathBuf, PathBuf) {
-    std::fs::write(
-        dir.join(format!("{name}.cnf")),
-        "subjectAltName=IP:127.0.0.1,IP:::1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-CAserial",
-            &format!("{name}.srl"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.cnf"),
-        ],
-    );
-    (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.key")),
-    )
-}
 
 /// The test CA, made once; the phone trusts it (SSL_CERT_FILE).
 fn ca_dir() -> &'static Path {
@@ -492,4 +399,101 @@ fn a_pinned_key_is_required_besides_the_chain() {
     restart_with(&mut e, &format!(", \"{pin}\""), "");
     let log = refused_without_a_factor(&e, "a key that is not pinned");
     assert!(log.contains("not one of backend.pin_sha256"), "{log}");
+}
+
+/// The established TCP connections `pid` holds to `port` on loopback.
+fn connections_to(pid: u32, port: u16) -> usize {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|f| std::fs::read_link(f.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default()
+        + &std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    let remote = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        // Columns: sl local remote state ... inode (the tenth).
+        .filter(|c| c.len() > 9 && c[2].ends_with(&remote) && c[3] == "01")
+        .filter(|c| inodes.iter().any(|i| i == c[9]))
+        .count()
+}
+
+#[test]
+fn a_hosts_waiting_logins_share_one_http2_connection() {
+    const LOGINS: usize = 4;
+    let dir = ca_dir();
+    let (cert, key) = make_leaf(dir, "ca", "relay-h2");
+    let (relay, _files) = tls_relay(&cert, &key);
+    let port: u16 = relay
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{}", relay.url));
+    let e = helper_for(&relay.url, "[push]\nrate_limit_count = 100\n");
+    let users: Vec<(String, Phone)> = (0..LOGINS)
+        .map(|i| {
+            let user = format!("user{i}");
+            let phone = Phone::new(&e, &user);
+            phone.enroll(&e, &user);
+            (user, phone)
+        })
+        .collect();
+    let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
+    let gos: Vec<_> = (0..LOGINS)
+        .map(|_| std::sync::mpsc::channel::<()>())
+        .collect();
+    let (go_txs, go_rxs): (Vec<_>, Vec<_>) = gos.into_iter().unzip();
+    let (held, results) = std::thread::scope(|s| {
+        let handles: Vec<_> = users
+            .iter()
+            .zip(go_rxs)
+            .map(|((user, phone), go)| {
+                let (e, ready_tx) = (&e, ready_tx.clone());
+                let dir = phone.store_path().to_owned();
+                s.spawn(move || {
+                    let answer = move |prompt: &str| {
+                        // Every login waits at its prompt until all do.
+                        let _ = ready_tx.send(());
+                        let _ = go.recv_timeout(Duration::from_secs(20));
+                        Phone { dir: dir.clone() }.approve(number_in(prompt));
+                        String::new()
+                    };
+                    e.pam(SVC, user)
+                        .rhost("203.0.113.7")
+                        .answer(Answer::Reply(Box::new(answer)))
+                        .run()
+                        .0
+                })
+            })
+            .collect();
+        let all_waiting = (0..LOGINS).all(|_| ready.recv_timeout(Duration::from_secs(20)).is_ok());
+        // The helper posted each challenge before showing its number and
+        // long-polls for each answer: give the last poll a moment to start.
+        std::thread::sleep(Duration::from_millis(300));
+        let held = connections_to(e.helper_pid(), port);
+        for go in &go_txs {
+            let _ = go.send(());
+        }
+        let results: Vec<i32> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(-1))
+            .collect();
+        assert!(
+            all_waiting,
+            "not every login reached its prompt: {results:?}"
+        );
+        (held, results)
+    });
+    assert!(results.iter().all(|&r| r == rc::SUCCESS), "{results:?}");
+    assert_eq!(
+        held, 1,
+        "{LOGINS} waiting logins held {held} connections to the relay"
+    );
 }

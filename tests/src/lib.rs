@@ -6,6 +6,7 @@
 //! Everything is unique per test (not per process): libtest runs tests as
 //! threads of one process.
 
+pub mod certs;
 pub mod man;
 pub mod pam;
 pub mod push;

@@ -1,7 +1,7 @@
 //! Benchmarks for docs/benchmarks.md. Build everything in release mode first:
 //!
 //! ```sh
-//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N ...]|idle [N]|ssh|webapp [N]|all]
+//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N ...]|idle [N]|pending [N [HOSTS [h2|http1]]]|ssh|webapp [N]|all]
 //! ```
 //!
 //! Uses the default Argon2id cost (m=19456 KiB, t=2, p=1), real libpam, the
@@ -405,24 +405,7 @@ fn relay_load(n: usize, store: &str, instances: usize) {
         let client = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).build().unwrap_or_else(|e| panic!("{e}"));
         let setup = Instant::now();
         let gate = Arc::new(tokio::sync::Semaphore::new(256));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..n {
-            let (client, url, gate) = (client.clone(), url.clone(), gate.clone());
-            tasks.spawn(async move {
-                let _p = gate.acquire().await;
-                let c: EnrollmentCreated = client.post(format!("{url}/v1/enrollments")).send().await.ok()?.json().await.ok()?;
-                let reg = DeviceRegistration { public_key: B64.encode([4u8; 65]), device_name: "load".into(), mac: B64.encode([1u8; 32]) };
-                let d: DeviceChannel = client.post(format!("{url}/v1/enrollments/{}/device", c.enrollment_id)).json(&reg).send().await.ok()?.json().await.ok()?;
-                let r: EnrollmentResult = client.get(format!("{url}/v1/enrollments/{}", c.enrollment_id)).bearer_auth(&c.helper_token).send().await.ok()?.json().await.ok()?;
-                Some((d.channel_id, r.helper_token, d.device_token))
-            });
-        }
-        let mut channels = Vec::new();
-        while let Some(j) = tasks.join_next().await {
-            if let Ok(Some(c)) = j {
-                channels.push(c);
-            }
-        }
+        let channels = set_up_channels(&client, &url, n, &gate).await;
         assert_eq!(channels.len(), n, "channel setup failed");
         println!("relay load ({store}, {instances} instance(s)): {n} channels set up in {:.1} s", setup.elapsed().as_secs_f64());
         let setup_rss = relays.rss("VmRSS:");
@@ -451,14 +434,10 @@ fn relay_load(n: usize, store: &str, instances: usize) {
         for (i, (ch, htok, _)) in channels.into_iter().enumerate() {
             let (client, url, gate) = (client.clone(), host_url.clone(), gate.clone());
             helpers.spawn(async move {
-                let mut id = [0u8; 32];
-                id[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                let id = B64.encode(id);
+                let id = challenge_id(i);
                 {
                     let _p = gate.acquire().await;
-                    let body = PostChallenge { id: id.clone(), expires_in: 120, challenge: B64.encode([7u8; 160]), signature: B64.encode([8u8; 64]) };
-                    let st = client.post(format!("{url}/v1/channels/{ch}/challenges")).bearer_auth(&htok).json(&body).send().await.ok()?.status();
-                    if st != 201 {
+                    if !post_challenge(&client, &url, &ch, &htok, &id).await {
                         return None;
                     }
                 }
@@ -486,6 +465,200 @@ fn relay_load(n: usize, store: &str, instances: usize) {
         );
         stats("  posted -> answer at the host, under that load", round_trips);
         drop(relays);
+    });
+}
+
+/// `n` enrolled channels at `url`: (channel id, host token, device token).
+async fn set_up_channels(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+    gate: &Arc<tokio::sync::Semaphore>,
+) -> Vec<(String, String, String)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (client, url, gate) = (client.clone(), url.to_owned(), gate.clone());
+        tasks.spawn(async move {
+            let _p = gate.acquire().await;
+            let c: EnrollmentCreated = client
+                .post(format!("{url}/v1/enrollments"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let reg = DeviceRegistration {
+                public_key: B64.encode([4u8; 65]),
+                device_name: "load".into(),
+                mac: B64.encode([1u8; 32]),
+            };
+            let d: DeviceChannel = client
+                .post(format!("{url}/v1/enrollments/{}/device", c.enrollment_id))
+                .json(&reg)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let r: EnrollmentResult = client
+                .get(format!("{url}/v1/enrollments/{}", c.enrollment_id))
+                .bearer_auth(&c.helper_token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            Some((d.channel_id, r.helper_token, d.device_token))
+        });
+    }
+    let mut channels = Vec::new();
+    while let Some(j) = tasks.join_next().await {
+        if let Ok(Some(c)) = j {
+            channels.push(c);
+        }
+    }
+    channels
+}
+
+/// A challenge id for login `i`.
+fn challenge_id(i: usize) -> String {
+    let mut id = [0u8; 32];
+    id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    B64.encode(id)
+}
+
+/// Posts challenge `id` on `ch`; whether the relay took it.
+async fn post_challenge(
+    client: &reqwest::Client,
+    url: &str,
+    ch: &str,
+    htok: &str,
+    id: &str,
+) -> bool {
+    let body = PostChallenge {
+        id: id.to_owned(),
+        expires_in: 120,
+        challenge: B64.encode([7u8; 160]),
+        signature: B64.encode([8u8; 64]),
+    };
+    let sent = client
+        .post(format!("{url}/v1/channels/{ch}/challenges"))
+        .bearer_auth(htok)
+        .json(&body)
+        .send()
+        .await;
+    sent.is_ok_and(|r| r.status() == 201)
+}
+
+/// N logins pending at once, as the shipped helper holds them: its host's
+/// challenges posted, one long-poll for each answer, over HTTP/2 on TLS
+/// (the relay's own), so the `hosts` hosts' logins share `hosts`
+/// connections. Devices are woken by Web Push, not polling; once every
+/// login waits, one device client answers them all. With `http1`, a plain
+/// HTTP relay and one connection per waiting login instead.
+fn pending_logins(n: usize, hosts: usize, http: &str) {
+    raise_fd_limit(100_000);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let h2 = match http {
+        "h2" => true,
+        "http1" => false,
+        other => panic!("h2 or http1, not {other:?}"),
+    };
+    let tls = h2.then(|| {
+        let ca = pushmfa_tests::certs::make_ca(dir.path(), "ca");
+        let (cert, key) = pushmfa_tests::certs::make_leaf(dir.path(), "ca", "relay");
+        (ca, cert, key)
+    });
+    let (cert, key) = tls
+        .as_ref()
+        .map_or((String::new(), String::new()), |(_, c, k)| {
+            (
+                c.to_string_lossy().into_owned(),
+                k.to_string_lossy().into_owned(),
+            )
+        });
+    let extra: Vec<&str> = if h2 {
+        vec!["--tls-cert", &cert, "--tls-key", &key]
+    } else {
+        Vec::new()
+    };
+    let (relay, _config) = unlimited_relay(&extra);
+    let url = relay.url.clone();
+    let ca = tls
+        .as_ref()
+        .map(|(ca, _, _)| std::fs::read(ca).unwrap_or_else(|e| panic!("{e}")));
+    let client_for = move || {
+        let mut b = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX);
+        if let Some(pem) = &ca {
+            b = b.add_root_certificate(
+                reqwest::Certificate::from_pem(pem).unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+        b.build().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let pid = relay.pid();
+    runtime().block_on(async move {
+        let setup_client = client_for();
+        let gate = Arc::new(tokio::sync::Semaphore::new(256));
+        let channels = set_up_channels(&setup_client, &url, n, &gate).await;
+        assert_eq!(channels.len(), n, "channel setup failed");
+        let version = setup_client.get(format!("{url}/healthz")).send().await.map(|r| r.version());
+        println!("pending logins ({http}): {n} channels set up, served as {version:?}");
+        let setup_rss = rss_kib(pid, "VmRSS:");
+        let host_clients: Vec<reqwest::Client> = (0..hosts).map(|_| client_for()).collect();
+        let posted = Arc::new(tokio::sync::Barrier::new(n + 1));
+        let mut waiting = tokio::task::JoinSet::new();
+        for (i, (ch, htok, _)) in channels.iter().cloned().enumerate() {
+            let (client, url, gate, posted) = (host_clients[i % hosts].clone(), url.clone(), gate.clone(), posted.clone());
+            waiting.spawn(async move {
+                let id = challenge_id(i);
+                let ok = {
+                    let _p = gate.acquire().await;
+                    post_challenge(&client, &url, &ch, &htok, &id).await
+                };
+                posted.wait().await;
+                if !ok {
+                    return None;
+                }
+                let resp = client.get(format!("{url}/v1/channels/{ch}/challenges/{id}/response?wait=60")).bearer_auth(&htok).send().await.ok()?;
+                (resp.status() == 200).then(Instant::now)
+            });
+        }
+        posted.wait().await;
+        // Time for every long-poll to arrive and park.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let pending_rss = rss_kib(pid, "VmRSS:");
+        let start = Instant::now();
+        let device = client_for();
+        let mut answers = tokio::task::JoinSet::new();
+        for (i, (ch, _, dtok)) in channels.into_iter().enumerate() {
+            let (client, url, gate) = (device.clone(), url.clone(), gate.clone());
+            answers.spawn(async move {
+                let _p = gate.acquire().await;
+                let body = ChallengeResponse { response: B64.encode([5u8; 150]), signature: B64.encode([6u8; 64]) };
+                let id = challenge_id(i);
+                let _ = client.post(format!("{url}/v1/channels/{ch}/challenges/{id}/response")).bearer_auth(&dtok).json(&body).send().await;
+            });
+        }
+        while answers.join_next().await.is_some() {}
+        let mut approved = 0;
+        let mut last = start;
+        while let Some(j) = waiting.join_next().await {
+            if let Ok(Some(t)) = j {
+                approved += 1;
+                last = last.max(t);
+            }
+        }
+        println!(
+            "pending logins ({http}): {n} logins from {hosts} hosts pending: relay RSS {setup_rss} KiB after set-up, {pending_rss} KiB with them pending ({:.1} KiB per login above set-up), peak {} KiB; {approved}/{n} answers delivered in {:.2} s",
+            pending_rss.saturating_sub(setup_rss) as f64 / n as f64,
+            rss_kib(pid, "VmHWM:"),
+            (last - start).as_secs_f64(),
+        );
+        drop(relay);
     });
 }
 
@@ -688,6 +861,15 @@ fn main() {
         "relay" => relay_load(n, &store, instances),
         "wake" => wake_latency(n.min(10_000), &store, instances),
         "idle" => idle_connections(n),
+        // pending N HOSTS [h2|http1]
+        "pending" => pending_logins(
+            n,
+            std::env::args()
+                .nth(3)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(100),
+            &std::env::args().nth(4).unwrap_or_else(|| "h2".into()),
+        ),
         "ssh" => ssh_overhead(20),
         "webapp" => webapp(n.min(1000)),
         "all" => {
@@ -699,7 +881,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N [memory|redis [INSTANCES]]]|idle [N]|ssh|webapp [N]|all] (got {other})"
+                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N [memory|redis [INSTANCES]]]|idle [N]|pending [N [HOSTS [h2|http1]]]|ssh|webapp [N]|all] (got {other})"
             );
             std::process::exit(2);
         }
