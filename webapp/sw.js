@@ -16,9 +16,11 @@ const SHELL = [
   "js/crypto.js",
   "js/db.js",
   "js/device.js",
+  "js/hpke.js",
   "js/main.js",
   "js/protocol.js",
   "js/push.js",
+  "js/sealed.js",
   "js/views.js",
 ];
 

@@ -15,11 +15,13 @@
 //! | `config_toml`     | `pushmfa.toml` and `relay.toml` (admins, packaging)             |
 //! | `recovery_code`   | recovery-code normalisation (what users type at the prompt)     |
 //! | `state_file`      | per-user state files (disk corruption, restored backups)        |
+//! | `sealed_messages` | protocol v2 sealed envelopes: length, key, AEAD, padding (relay) |
 
 mod relay;
 
 use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Request, Response};
+use pushmfa_protocol::sealed::{self, Binding, Direction, OpeningKey};
 use pushmfa_protocol::signed::{self, APPROVAL_TAG, Approval, CHALLENGE_TAG, Challenge};
 use pushmfa_protocol::{FrameError, frame};
 use std::path::Path;
@@ -190,5 +192,62 @@ pub fn state_file(data: &[u8]) {
             assert_eq!(again, state, "load(save(x)) == x");
         }
         Err(reason) => assert!(!reason.is_empty()),
+    }
+}
+
+/// The binding protocol/testdata/vectors.json's `sealed_to_device` was
+/// sealed with.
+pub const SEALED_BINDING: Binding<'static> = Binding {
+    channel: "Xw3Zr8Qk2LmN5pTa9VbC1d",
+    challenge_id: "EREREREREREREREREREREREREREREREREREREREREREf",
+};
+
+/// That vector's recipient: the seed in corpus/sealed_messages opens.
+fn sealed_recipient() -> &'static OpeningKey {
+    static KEY: OnceLock<OpeningKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../protocol/testdata/vectors.json"))
+                .expect("vectors.json");
+        let hex = vectors["sealed_recipient_secret"].as_str().expect("secret");
+        let secret: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        OpeningKey::from_secret(&secret).expect("the vector's key")
+    })
+}
+
+/// First byte: bit 0 picks the direction; the rest is a sealed message
+/// for the vector's key and binding. What opens for one direction must not
+/// open for the other, and comes out shorter than any padded size. Then
+/// the same bytes as a plaintext: sealed and opened again, they come back
+/// unchanged (trailing zeros and 0x80 bytes included).
+pub fn sealed_messages(data: &[u8]) {
+    let Some((&kind, body)) = data.split_first() else {
+        return;
+    };
+    let (direction, other) = if kind & 1 == 0 {
+        (Direction::ToDevice, Direction::ToHost)
+    } else {
+        (Direction::ToHost, Direction::ToDevice)
+    };
+    let key = sealed_recipient();
+    if let Ok(plain) = key.open(direction, SEALED_BINDING, body) {
+        assert!(plain.len() <= sealed::MAX_PLAINTEXT_LEN);
+        assert_eq!(sealed::sealed_len(plain.len()), Some(body.len()));
+        assert!(
+            key.open(other, SEALED_BINDING, body).is_err(),
+            "a sealed message opened for both directions"
+        );
+    }
+    match sealed::seal(&key.public_key(), direction, SEALED_BINDING, body) {
+        Ok(again) => {
+            let plain = key
+                .open(direction, SEALED_BINDING, &again)
+                .expect("what was just sealed opens");
+            assert_eq!(&plain[..], body, "padding changed the plaintext");
+        }
+        Err(e) => assert!(body.len() > sealed::MAX_PLAINTEXT_LEN, "{e}"),
     }
 }

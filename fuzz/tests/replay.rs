@@ -26,6 +26,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("config_toml", pushmfa_fuzz::config_toml),
     ("recovery_code", pushmfa_fuzz::recovery_code),
     ("state_file", pushmfa_fuzz::state_file),
+    ("sealed_messages", pushmfa_fuzz::sealed_messages),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -85,6 +86,22 @@ fn frame_of(msg: &impl serde::Serialize) -> Vec<u8> {
 }
 
 /// Valid inputs the corpora start from: one or more per parser branch.
+fn vectors() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../protocol/testdata/vectors.json")).unwrap()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// protocol/testdata/vectors.json's `sealed_to_device`.
+fn sealed_vector() -> Vec<u8> {
+    unhex(vectors()["sealed_to_device"].as_str().unwrap())
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let c = challenge();
     let a = Approval::answer(&c, Decision::Approve, Some(42), [5; 16]);
@@ -174,6 +191,11 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         ("recovery_code", "dashed", b"ABCD-EFGH-JKMN-PQRS".to_vec()),
         ("recovery_code", "sloppy", b" abcd efgh ijkl mnop ".to_vec()),
+        (
+            "sealed_messages",
+            "to_device",
+            [&[0u8][..], &sealed_vector()].concat(),
+        ),
         ("state_file", "enrolled", state.into_bytes()),
     ]
 }
@@ -203,6 +225,15 @@ fn seeds_pass_their_targets_and_reach_the_parsers() {
         }
     }
     // The seeds are valid, so the targets' properties ran on real values.
+    let key = pushmfa_protocol::sealed::OpeningKey::from_secret(&unhex(
+        vectors()["sealed_recipient_secret"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let to_device = pushmfa_protocol::sealed::Direction::ToDevice;
+    assert!(
+        key.open(to_device, pushmfa_fuzz::SEALED_BINDING, &sealed_vector())
+            .is_ok()
+    );
     assert!(pushmfa_state::parse_state(&seeds().last().unwrap().2).is_ok());
 }
 

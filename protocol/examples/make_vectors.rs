@@ -1,6 +1,7 @@
 //! Prints a fresh set of test vectors as JSON (how protocol/testdata/vectors.json
-//! was made): `cargo run -p pushmfa-protocol --example make_vectors`.
+//! was made): `cargo run -p pushmfa-protocol --features sealed --example make_vectors`.
 //! ECDSA signatures are randomized, so each run differs; any run is valid.
+//! The enrollment MAC entries (`enroll_*`) are fixed inputs, kept by hand.
 
 use pushmfa_protocol::signed::{Approval, Challenge, Context, Decision, device_id, host_id};
 use ring::rand::SystemRandom;
@@ -50,9 +51,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         true,
     );
     let o_sig = host.sign(&rng, &o_bytes).map_err(|_| "sign")?;
+    // Protocol v2: the challenge sealed to a device's encryption key, with
+    // the ephemeral key derived from a fixed ikm so the app can reseal it.
+    use pushmfa_protocol::sealed::{Binding, Direction, OpeningKey, seal_with_ephemeral};
+    let recipient = OpeningKey::generate()?;
+    let ephemeral_ikm = [0x45u8; 32];
+    let ephemeral = OpeningKey::derive(&ephemeral_ikm)?;
+    let binding = Binding {
+        channel: "Xw3Zr8Qk2LmN5pTa9VbC1d",
+        challenge_id: "EREREREREREREREREREREREREREREREREREREREREREf",
+    };
+    let sealed = seal_with_ephemeral(
+        &recipient.public_key(),
+        Direction::ToDevice,
+        binding,
+        &c_bytes,
+        &ephemeral_ikm,
+    )?;
     println!(
         "{}",
         serde_json::json!({
+            "sealed_recipient_secret": hex(recipient.secret()),
+            "sealed_recipient_public": hex(&recipient.public_key()),
+            "sealed_ephemeral_ikm": hex(&ephemeral_ikm),
+            "sealed_ephemeral_secret": hex(ephemeral.secret()),
+            "sealed_ephemeral_public": hex(&ephemeral.public_key()),
+            "sealed_channel": binding.channel,
+            "sealed_challenge_id": binding.challenge_id,
+            "sealed_aad": hex(&binding.aad()?),
+            "sealed_to_device": hex(&sealed),
             "host_pkcs8": hex(&host_pkcs8),
             "host_public_key": hex(host.public_key().as_ref()),
             "host_id": hex(&challenge.host_id),

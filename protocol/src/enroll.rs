@@ -236,6 +236,7 @@ pub fn verify_registration_mac(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_vectors::unhex;
 
     fn sample() -> EnrollUri {
         EnrollUri {
@@ -314,18 +315,10 @@ mod tests {
         assert!(!at("http://127.0.0.1.nip.io").app_reachable());
     }
 
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     /// The documented vector (docs/protocol.md, "Enrollment").
     #[test]
     fn mac_test_vector() {
-        let v: serde_json::Value =
-            serde_json::from_str(include_str!("../testdata/vectors.json")).unwrap();
+        let v = crate::test_vectors::vectors();
         let get = |k: &str| v[k].as_str().unwrap().to_owned();
         let secret: [u8; 32] = unhex(&get("enroll_secret")).try_into().unwrap();
         let host_id: [u8; 32] = unhex(&get("host_id")).try_into().unwrap();

@@ -14,7 +14,11 @@ pub mod enroll;
 pub mod frame;
 pub mod ipc;
 pub mod relay_api;
+#[cfg(feature = "sealed")]
+pub mod sealed;
 pub mod signed;
+#[cfg(test)]
+mod test_vectors;
 pub mod text;
 
 pub use frame::{FrameError, MAX_FRAME_LEN, PROTOCOL_VERSION};

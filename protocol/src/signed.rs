@@ -340,21 +340,7 @@ impl Approval {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    fn vectors() -> serde_json::Value {
-        serde_json::from_str(include_str!("../testdata/vectors.json")).unwrap()
-    }
-
-    fn v(name: &str) -> Vec<u8> {
-        unhex(vectors()[name].as_str().unwrap())
-    }
+    use crate::test_vectors::{v, vectors};
 
     /// The documented example, field by field (docs/protocol.md).
     fn example_challenge() -> Challenge {

@@ -43,9 +43,11 @@ const ASSETS: &[Asset] = &[
     asset!("js/crypto.js", "text/javascript; charset=utf-8"),
     asset!("js/db.js", "text/javascript; charset=utf-8"),
     asset!("js/device.js", "text/javascript; charset=utf-8"),
+    asset!("js/hpke.js", "text/javascript; charset=utf-8"),
     asset!("js/main.js", "text/javascript; charset=utf-8"),
     asset!("js/protocol.js", "text/javascript; charset=utf-8"),
     asset!("js/push.js", "text/javascript; charset=utf-8"),
+    asset!("js/sealed.js", "text/javascript; charset=utf-8"),
     asset!("js/views.js", "text/javascript; charset=utf-8"),
 ];
 

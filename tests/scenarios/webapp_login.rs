@@ -583,7 +583,7 @@ fn a_refused_answer_is_shown_on_the_card_and_the_phone_can_still_approve() {
 fn the_app_passes_its_unit_tests_in_node() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../webapp");
     let out = std::process::Command::new("node")
-        .args(["--test", "tests/protocol.test.mjs"])
+        .args(["--test", "tests/protocol.test.mjs", "tests/sealed.test.mjs"])
         .current_dir(&dir)
         .output()
         .unwrap_or_else(|e| panic!("node (apt-get install nodejs): {e}"));
@@ -597,4 +597,31 @@ fn the_app_passes_its_unit_tests_in_node() {
         text.contains("# fail 0") && !text.contains("# pass 0"),
         "{text}"
     );
+}
+
+#[test]
+fn chromium_runs_the_apps_hpke_to_the_rfc_9180_vectors_and_the_sealed_vector() {
+    let testdata = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../protocol/testdata");
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(testdata.join(name)).unwrap()).unwrap()
+    };
+    let (rfc, vectors) = (read("hpke-rfc9180-a3.json"), read("vectors.json"));
+    let relay = Relay::start();
+    let mut browser = BrowserPhone::start(&[]);
+    browser.call(json!({"cmd": "open", "url": format!("{}/app/", relay.url)}));
+    let got = browser.call(json!({"cmd": "hpkeVectors", "rfc": rfc, "vectors": vectors}));
+    assert_eq!(got["enc"], rfc["enc"], "{got}");
+    let encryptions = rfc["encryptions"].as_array().unwrap();
+    assert_eq!(
+        got["rfc"].as_array().map(Vec::len),
+        Some(encryptions.len()),
+        "{got}"
+    );
+    for (g, e) in got["rfc"].as_array().unwrap().iter().zip(encryptions) {
+        assert_eq!(g["ct"], e["ct"], "{got}");
+        assert_eq!(g["pt"], e["pt"], "{got}");
+    }
+    assert_eq!(got["opened"], vectors["challenge_encoded"], "{got}");
+    assert_eq!(got["resealed"], vectors["sealed_to_device"], "{got}");
+    assert_eq!(got["refused"], "sealed message does not open", "{got}");
 }

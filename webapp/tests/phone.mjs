@@ -231,6 +231,48 @@ const commands = {
     await page.screenshot({ path, fullPage: true });
     return {};
   },
+  async hpkeVectors({ rfc, vectors }) {
+    // The app's own hpke.js and sealed.js, as this Chromium runs them,
+    // against RFC 9180 A.3.1 and protocol v2's sealed vector; the caller
+    // compares what comes back with the files.
+    return page.evaluate(async ({ rfc, vectors }) => {
+      const hpke = await import("./js/hpke.js");
+      const sealed = await import("./js/sealed.js");
+      const unhex = (s) => Uint8Array.from(s.match(/../g) ?? [], (b) => parseInt(b, 16));
+      const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+      const r = (k) => unhex(rfc[k]);
+      const v = (k) => unhex(vectors[k]);
+      const eph = { privateKey: await hpke.importPrivateKey(r("skEm"), r("pkEm")), publicRaw: r("pkEm") };
+      const { enc, context } = await hpke.setupBaseS(r("pkRm"), r("info"), eph);
+      const skR = await hpke.importPrivateKey(r("skRm"), r("pkRm"));
+      const receiver = await hpke.setupBaseR(enc, skR, r("pkRm"), r("info"));
+      const rfcOut = [];
+      for (const e of rfc.encryptions) {
+        const ct = hex(await context.seal(unhex(e.aad), unhex(e.pt)));
+        const pt = hex(await receiver.open(unhex(e.aad), unhex(e.ct)));
+        rfcOut.push({ ct, pt });
+      }
+      const key = await hpke.importPrivateKey(v("sealed_recipient_secret"), v("sealed_recipient_public"));
+      const ch = vectors.sealed_channel;
+      const id = vectors.sealed_challenge_id;
+      const to = sealed.Direction.toDevice;
+      const opened = hex(await sealed.open(key, v("sealed_recipient_public"), to, ch, id, v("sealed_to_device")));
+      const ephS = {
+        privateKey: await hpke.importPrivateKey(v("sealed_ephemeral_secret"), v("sealed_ephemeral_public")),
+        publicRaw: v("sealed_ephemeral_public"),
+      };
+      const resealed = hex(await sealed.seal(v("sealed_recipient_public"), to, ch, id, unhex(opened), ephS));
+      const tampered = v("sealed_to_device");
+      tampered[100] ^= 1;
+      let refused = "";
+      try {
+        await sealed.open(key, v("sealed_recipient_public"), to, ch, id, tampered);
+      } catch (e) {
+        refused = e.message;
+      }
+      return { enc: hex(enc), rfc: rfcOut, opened, resealed, refused };
+    }, { rfc, vectors });
+  },
   async reload() {
     await page.reload();
     await page.waitForSelector("main section");

@@ -1,7 +1,7 @@
 //! Benchmarks for docs/benchmarks.md. Build everything in release mode first:
 //!
 //! ```sh
-//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N ...]|idle [N]|pending [N [HOSTS [h2|http1]]]|ssh|webapp [N]|all]
+//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N ...]|idle [N]|pending [N [HOSTS [h2|http1]]]|sealed [N]|ssh|webapp [N]|all]
 //! ```
 //!
 //! Uses the default Argon2id cost (m=19456 KiB, t=2, p=1), real libpam, the
@@ -662,6 +662,44 @@ fn pending_logins(n: usize, hosts: usize, http: &str) {
     });
 }
 
+/// Protocol v2's added host work per login: sealing a challenge to a
+/// device (HPKE: one ephemeral key, two ECDH) and opening its answer (one
+/// ECDH), N times each, in this process.
+fn sealed_cost(n: usize) {
+    use pushmfa_protocol::sealed::{Binding, Direction, OpeningKey, seal};
+    let device = OpeningKey::generate().unwrap_or_else(|e| panic!("{e}"));
+    let host = OpeningKey::generate().unwrap_or_else(|e| panic!("{e}"));
+    let binding = Binding {
+        channel: "Xw3Zr8Qk2LmN5pTa9VbC1d",
+        challenge_id: "EREREREREREREREREREREREREREREREREREREREREREf",
+    };
+    let challenge = vec![7u8; 300];
+    let answer = vec![5u8; 280];
+    let (mut seals, mut opens) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let t = Instant::now();
+        let to_device = seal(
+            &device.public_key(),
+            Direction::ToDevice,
+            binding,
+            &challenge,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        seals.push(t.elapsed());
+        let to_host = seal(&host.public_key(), Direction::ToHost, binding, &answer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = Instant::now();
+        let opened = host
+            .open(Direction::ToHost, binding, &to_host)
+            .unwrap_or_else(|e| panic!("{e}"));
+        opens.push(t.elapsed());
+        assert_eq!(opened.len(), answer.len());
+        assert_eq!(to_device.len(), 1105);
+    }
+    stats("seal a challenge to a device (host)", seals);
+    stats("open a device's answer (host)", opens);
+}
+
 /// One login at a time: a device long-polls the first instance, a host
 /// posts on the last; the time until the device's poll returns (the
 /// wake-up, across instances when there are two), `rounds` times.
@@ -861,6 +899,7 @@ fn main() {
         "relay" => relay_load(n, &store, instances),
         "wake" => wake_latency(n.min(10_000), &store, instances),
         "idle" => idle_connections(n),
+        "sealed" => sealed_cost(n.min(100_000)),
         // pending N HOSTS [h2|http1]
         "pending" => pending_logins(
             n,
@@ -881,7 +920,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N [memory|redis [INSTANCES]]]|idle [N]|pending [N [HOSTS [h2|http1]]]|ssh|webapp [N]|all] (got {other})"
+                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N [memory|redis [INSTANCES]]]|idle [N]|pending [N [HOSTS [h2|http1]]]|sealed [N]|ssh|webapp [N]|all] (got {other})"
             );
             std::process::exit(2);
         }
