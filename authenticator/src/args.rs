@@ -26,6 +26,10 @@ pub enum Command {
         /// A name for this device, shown by `pushmfa devices list`.
         #[arg(long, default_value = "software authenticator")]
         name: String,
+        /// 2: requests and answers travel sealed, the relay cannot read
+        /// them. 1: for a host or relay older than protocol 2.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+        protocol: u8,
     },
     /// List pending login requests.
     Pending {

@@ -3,6 +3,8 @@
 //! It enrolls a fresh P-256 key from an enrollment URI, fetches pending
 //! login requests from the relay, checks each one's host signature against
 //! the host key learned at enrollment, and signs approve/deny/fraud answers.
+//! It speaks protocol 2 (requests and answers sealed, so the relay cannot
+//! read them) unless enrolled with protocol 1.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -12,10 +14,13 @@ pub mod args;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use pushmfa_protocol::enroll::{EnrollUri, registration_mac};
+use pushmfa_protocol::enroll::{EnrollUri, RegistrationV2, registration_mac, registration_mac_v2};
+use pushmfa_protocol::envelope;
 use pushmfa_protocol::relay_api::{
-    ChallengeResponse, DeviceChannel, DeviceRegistration, EnrollmentOutcome, PendingList,
+    ChallengeResponse, DeviceChannel, DeviceRegistration, EnrollmentOutcome, PendingChallenge,
+    PendingList,
 };
+use pushmfa_protocol::sealed::{self, Binding, Direction, OpeningKey};
 use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -57,6 +62,13 @@ pub struct Account {
     pub device_name: String,
     /// PKCS#8 of the device key (the store file is 0600).
     pub pkcs8: String,
+    /// Protocol 2: the device's encryption key (its 32-byte scalar), which
+    /// requests are sealed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_key: Option<String>,
+    /// Protocol 2: the host's encryption key, from its signed verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_encryption_key: Option<String>,
 }
 
 impl Account {
@@ -72,6 +84,33 @@ impl Account {
     fn host_key(&self) -> Result<Vec<u8>, AuthError> {
         B64.decode(&self.host_key)
             .map_err(|_| AuthError::Key("stored host key is not base64"))
+    }
+
+    /// The protocol this account speaks.
+    pub fn protocol(&self) -> u8 {
+        if self.seal_key.is_some() { 2 } else { 1 }
+    }
+
+    fn seal_key(&self) -> Result<Option<OpeningKey>, AuthError> {
+        let Some(b64) = &self.seal_key else {
+            return Ok(None);
+        };
+        let secret = Zeroizing::new(
+            B64.decode(b64)
+                .map_err(|_| AuthError::Key("stored encryption key is not base64"))?,
+        );
+        OpeningKey::from_secret(&secret)
+            .map(Some)
+            .map_err(|_| AuthError::Key("stored encryption key is not a P-256 key"))
+    }
+
+    fn host_encryption_key(&self) -> Result<Vec<u8>, AuthError> {
+        self.host_encryption_key
+            .as_deref()
+            .and_then(|k| B64.decode(k).ok())
+            .ok_or(AuthError::Key(
+                "no host encryption key stored for this account",
+            ))
     }
 }
 
@@ -166,8 +205,22 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, AuthError> 
     )))
 }
 
-/// Enrolls a new key from `uri` and stores the account.
+/// Enrolls a new key from `uri` and stores the account (protocol 2).
 pub async fn enroll(store: &Store, uri: &str, device_name: &str) -> Result<Account, AuthError> {
+    enroll_protocol(store, uri, device_name, 2).await
+}
+
+/// [`enroll`] speaking `protocol` (1: requests cross the relay readable,
+/// for hosts and relays older than protocol 2).
+pub async fn enroll_protocol(
+    store: &Store,
+    uri: &str,
+    device_name: &str,
+    protocol: u8,
+) -> Result<Account, AuthError> {
+    if !(1..=2).contains(&protocol) {
+        return Err(AuthError::Usage("protocol: 1 or 2".into()));
+    }
     let u = EnrollUri::parse(uri.trim())?;
     if device_name.is_empty() || device_name.len() > 64 {
         return Err(AuthError::Usage("device name: 1 to 64 bytes".into()));
@@ -179,11 +232,32 @@ pub async fn enroll(store: &Store, uri: &str, device_name: &str) -> Result<Accou
         .map_err(|_| AuthError::Key("bad key"))?;
     let public = pair.public_key().as_ref().to_vec();
     let host_id = signed::host_id(&u.host_key);
-    let mac = registration_mac(&u.secret, &u.enrollment_id, &host_id, &public, device_name);
+    let seal = match protocol {
+        2 => Some(OpeningKey::generate().map_err(|_| AuthError::Key("key generation failed"))?),
+        _ => None,
+    };
+    let mac = match &seal {
+        Some(k) => {
+            let v2 = RegistrationV2 {
+                encryption_key: &k.public_key(),
+                passkey: &[],
+            };
+            registration_mac_v2(
+                &u.secret,
+                &u.enrollment_id,
+                &host_id,
+                &public,
+                device_name,
+                v2,
+            )
+        }
+        None => registration_mac(&u.secret, &u.enrollment_id, &host_id, &public, device_name),
+    };
     let reg = DeviceRegistration {
         public_key: B64.encode(&public),
         device_name: device_name.to_owned(),
         mac: B64.encode(mac),
+        encryption_key: seal.as_ref().map(|k| B64.encode(k.public_key())),
     };
     let url = format!(
         "{}/v1/enrollments/{}/device",
@@ -203,7 +277,14 @@ pub async fn enroll(store: &Store, uri: &str, device_name: &str) -> Result<Accou
         .map_err(|e| AuthError::Relay(e.to_string()))?;
     let base = u.relay.trim_end_matches('/');
     let outcome_url = format!("{base}/v1/enrollments/{}/outcome", u.enrollment_id);
-    wait_outcome(&outcome_url, &channel.device_token, &u, &public).await?;
+    let host_encryption_key = wait_outcome(
+        &outcome_url,
+        &channel.device_token,
+        &u,
+        &public,
+        seal.is_some(),
+    )
+    .await?;
     let account = Account {
         relay: u.relay,
         channel_id: channel.channel_id,
@@ -214,6 +295,8 @@ pub async fn enroll(store: &Store, uri: &str, device_name: &str) -> Result<Accou
         account: u.account,
         device_name: device_name.to_owned(),
         pkcs8: B64.encode(pkcs8.as_ref()),
+        seal_key: seal.as_ref().map(|k| B64.encode(k.secret())),
+        host_encryption_key: host_encryption_key.map(|k| B64.encode(k)),
     };
     let mut all = store.accounts()?;
     all.push(account.clone());
@@ -225,13 +308,15 @@ pub async fn enroll(store: &Store, uri: &str, device_name: &str) -> Result<Accou
 const OUTCOME_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Waits for the host's signed verdict on this registration: the account
-/// is stored only once the host itself accepted the key.
+/// is stored only once the host itself accepted the key. Protocol 2: the
+/// verdict carries the host's encryption key, under the signature.
 async fn wait_outcome(
     url: &str,
     token: &str,
     u: &EnrollUri,
     public: &[u8],
-) -> Result<(), AuthError> {
+    v2: bool,
+) -> Result<Option<Vec<u8>>, AuthError> {
     let deadline = std::time::Instant::now() + OUTCOME_WAIT;
     let outcome: EnrollmentOutcome = loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -255,7 +340,21 @@ async fn wait_outcome(
                 .map_err(|e| AuthError::Relay(e.to_string()))?;
         }
     };
-    let message = signed::enrollment_outcome(&u.enrollment_id, public, outcome.accepted);
+    let host_encryption_key = match (v2, &outcome.host_encryption_key) {
+        (true, Some(k)) => Some(B64.decode(k).unwrap_or_default()),
+        (true, None) => {
+            return Err(AuthError::Relay(
+                "the computer did not answer in protocol 2 (is its pushmfa older?); \
+                 enroll with --protocol 1 there. Nothing was stored"
+                    .into(),
+            ));
+        }
+        (false, _) => None,
+    };
+    let message = match &host_encryption_key {
+        Some(k) => signed::enrollment_outcome_v2(&u.enrollment_id, public, k, outcome.accepted),
+        None => signed::enrollment_outcome(&u.enrollment_id, public, outcome.accepted),
+    };
     let sig = B64.decode(&outcome.signature).unwrap_or_default();
     if signed::verify(&u.host_key, &message, &sig).is_err() {
         return Err(AuthError::Relay(
@@ -263,7 +362,14 @@ async fn wait_outcome(
         ));
     }
     if outcome.accepted {
-        Ok(())
+        if let Some(k) = &host_encryption_key
+            && !signed::valid_public_key(k)
+        {
+            return Err(AuthError::Relay(
+                "the computer's encryption key is not a P-256 key; nothing was stored".into(),
+            ));
+        }
+        Ok(host_encryption_key)
     } else {
         Err(AuthError::Refused(pushmfa_protocol::text::sanitize(
             &outcome.message,
@@ -361,7 +467,7 @@ pub async fn pending_with(
             .await
             .map_err(|e| AuthError::Relay(e.to_string()))?;
         for p in list.challenges {
-            match verify_request(&account, &p.challenge, &p.signature) {
+            match verify_request(&account, &p) {
                 Ok(challenge) if B64.encode(challenge.id) == p.id => ok.push(Request {
                     account: account.clone(),
                     id: p.id,
@@ -377,17 +483,39 @@ pub async fn pending_with(
     Ok((ok, bad))
 }
 
-fn verify_request(
-    account: &Account,
-    challenge_b64: &str,
-    sig_b64: &str,
-) -> Result<Challenge, String> {
-    let bytes = B64
-        .decode(challenge_b64)
-        .map_err(|_| "challenge is not base64".to_string())?;
-    let sig = B64
-        .decode(sig_b64)
-        .map_err(|_| "signature is not base64".to_string())?;
+/// The challenge in `p` once its host signature checks out: opened first
+/// if it came sealed. A protocol 2 account takes sealed requests only, a
+/// protocol 1 account clear ones only.
+fn verify_request(account: &Account, p: &PendingChallenge) -> Result<Challenge, String> {
+    let (bytes, sig) = match (account.seal_key().map_err(|e| e.to_string())?, &p.sealed) {
+        (Some(key), Some(sealed)) => {
+            let sealed = B64
+                .decode(sealed)
+                .map_err(|_| "sealed request is not base64".to_string())?;
+            let binding = Binding {
+                channel: &account.channel_id,
+                challenge_id: &p.id,
+            };
+            let plain = key
+                .open(Direction::ToDevice, binding, &sealed)
+                .map_err(|e| format!("sealed request refused: {e}; ignored"))?;
+            let (encoded, sig) =
+                envelope::split_challenge(&plain).map_err(|e| format!("sealed request: {e}"))?;
+            (encoded.to_vec(), sig.to_vec())
+        }
+        (None, None) => (
+            B64.decode(&p.challenge)
+                .map_err(|_| "challenge is not base64".to_string())?,
+            B64.decode(&p.signature)
+                .map_err(|_| "signature is not base64".to_string())?,
+        ),
+        (Some(_), None) => {
+            return Err("a request in clear to a protocol 2 device: ignored".into());
+        }
+        (None, Some(_)) => {
+            return Err("a sealed request to a protocol 1 device: ignored".into());
+        }
+    };
     let host_key = account.host_key().map_err(|e| e.to_string())?;
     signed::verify(&host_key, &bytes, &sig)
         .map_err(|_| "NOT signed by the enrolled host: ignored".to_string())?;
@@ -431,10 +559,7 @@ pub async fn answer_with(
     let sig = key
         .sign(&SystemRandom::new(), &bytes)
         .map_err(|_| AuthError::Key("signing failed"))?;
-    let body = ChallengeResponse {
-        response: B64.encode(&bytes),
-        signature: B64.encode(sig.as_ref()),
-    };
+    let body = response_body(req, bytes, sig.as_ref())?;
     let url = format!(
         "{}/v1/channels/{}/challenges/{}/response",
         req.account.relay.trim_end_matches('/'),
@@ -449,6 +574,43 @@ pub async fn answer_with(
         .await
         .map_err(|e| AuthError::Relay(e.to_string()))?;
     check(resp).await.map(|_| ())
+}
+
+/// The answer as the relay carries it: in clear (protocol 1), or sealed to
+/// the host's encryption key and bound to the channel and request id.
+fn response_body(
+    req: &Request,
+    approval: Vec<u8>,
+    sig: &[u8],
+) -> Result<ChallengeResponse, AuthError> {
+    let mut body = ChallengeResponse {
+        response: String::new(),
+        signature: String::new(),
+        sealed: None,
+    };
+    if req.account.protocol() < 2 {
+        body.response = B64.encode(&approval);
+        body.signature = B64.encode(sig);
+        return Ok(body);
+    }
+    let plain = envelope::Answer {
+        approval,
+        signature: sig
+            .try_into()
+            .map_err(|_| AuthError::Key("signature is not 64 bytes"))?,
+        assertion: None,
+    }
+    .encode()
+    .map_err(|_| AuthError::Key("answer too long"))?;
+    let binding = Binding {
+        channel: &req.account.channel_id,
+        challenge_id: &req.id,
+    };
+    let host = req.account.host_encryption_key()?;
+    let sealed = sealed::seal(&host, Direction::ToHost, binding, &plain)
+        .map_err(|_| AuthError::Key("cannot seal the answer to the host's key"))?;
+    body.sealed = Some(B64.encode(sealed));
+    Ok(body)
 }
 
 /// Picks the request `id` names (a prefix of its id), or the only one.

@@ -1,7 +1,7 @@
 //! pushmfa-authenticator: a software authenticator (the phone, on a desktop).
 
 use clap::Parser;
-use pushmfa_authenticator::{AuthError, Store, answer, enroll, pending, select};
+use pushmfa_authenticator::{AuthError, Store, answer, enroll_protocol, pending, select};
 use pushmfa_protocol::signed::Decision;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -26,11 +26,19 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
         }
     };
     match &cli.command {
-        Command::Enroll { uri, name } => {
-            let a = enroll(&store, uri, name).await?;
+        Command::Enroll {
+            uri,
+            name,
+            protocol,
+        } => {
+            let a = enroll_protocol(&store, uri, name, *protocol).await?;
             println!(
-                "enrolled {} on {} ({}) via {}",
-                a.account, a.host_name, a.issuer, a.relay
+                "enrolled {} on {} ({}) via {}, protocol {}",
+                a.account,
+                a.host_name,
+                a.issuer,
+                a.relay,
+                a.protocol()
             );
             Ok(())
         }

@@ -1,8 +1,10 @@
 //! The authenticator against the relay: enroll, see a signed request, answer it.
+//! The host here is this test speaking protocol 1; protocol 2 runs against
+//! the real helper in tests/scenarios/sealed_relay.rs.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use pushmfa_authenticator::{Store, answer, enroll, pending, select};
+use pushmfa_authenticator::{Store, answer, enroll_protocol, pending, select};
 use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
 use pushmfa_protocol::relay_api::*;
 use pushmfa_protocol::signed::{self, Approval, Challenge, Context, Decision};
@@ -57,7 +59,7 @@ fn spawn_enroll(
     let (path, uri) = (path.to_owned(), uri.to_uri());
     tokio::spawn(async move {
         let store = Store::open(&path).unwrap();
-        enroll(&store, &uri, "test phone").await
+        enroll_protocol(&store, &uri, "test phone", 1).await
     })
 }
 
@@ -96,6 +98,7 @@ async fn post_verdict(
             accepted: true,
             message: String::new(),
             signature: B64.encode(signature),
+            host_encryption_key: None,
         })
         .send()
         .await
@@ -156,6 +159,7 @@ async fn enroll_see_request_and_approve() {
             expires_in: 60,
             challenge: B64.encode(&bytes),
             signature: B64.encode(sig.as_ref()),
+            sealed: None,
         }
     };
     let ch = &result.channel_id;

@@ -20,7 +20,13 @@ pub(crate) fn devices(socket: &Path, command: DevicesCommand) -> Result<(), Clie
                 println!("{user} has no devices (enroll one with: pushmfa enroll)");
             }
             for d in devices {
-                println!("{}  {:<24}  added {}", d.id, d.name, utc(d.added_at));
+                println!(
+                    "{}  {:<24}  added {}  {}",
+                    d.id,
+                    d.name,
+                    utc(d.added_at),
+                    d.capabilities()
+                );
             }
             Ok(())
         }

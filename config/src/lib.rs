@@ -155,6 +155,9 @@ pub struct Push {
     pub prompt_text: String,
     /// The push info line (wait mode).
     pub info_text: String,
+    /// The oldest device protocol accepted: 1 (every device) or 2 (only
+    /// devices whose requests travel sealed, which the relay cannot read).
+    pub min_protocol: u8,
 }
 
 /// Placeholders in `push.prompt_text` and `push.info_text`.
@@ -179,6 +182,7 @@ impl Default for Push {
             host_name: String::new(),
             prompt_text: "Approve on your phone with number {number}, then press Enter (or type a recovery code): ".into(),
             info_text: "Approve on your phone with number {number} (expires in {ttl} s).".into(),
+            min_protocol: 1,
         }
     }
 }
@@ -501,6 +505,7 @@ impl Config {
             86400,
         )?;
         range("push", "fraud_mute_secs", p.fraud_mute_secs, 0, 7 * 86400)?;
+        range("push", "min_protocol", u32::from(p.min_protocol), 1, 2)?;
         if p.host_name.len() > 255 {
             return Err(("push", "host_name", "at most 255 bytes".into()));
         }

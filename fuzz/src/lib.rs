@@ -15,11 +15,12 @@
 //! | `config_toml`     | `pushmfa.toml` and `relay.toml` (admins, packaging)             |
 //! | `recovery_code`   | recovery-code normalisation (what users type at the prompt)     |
 //! | `state_file`      | per-user state files (disk corruption, restored backups)        |
-//! | `sealed_messages` | protocol v2 sealed envelopes: length, key, AEAD, padding (relay) |
+//! | `sealed_messages` | protocol v2 sealed envelopes and their contents (relay, devices) |
 
 mod relay;
 
 use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
+use pushmfa_protocol::envelope;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Request, Response};
 use pushmfa_protocol::sealed::{self, Binding, Direction, OpeningKey};
 use pushmfa_protocol::signed::{self, APPROVAL_TAG, Approval, CHALLENGE_TAG, Challenge};
@@ -222,7 +223,8 @@ fn sealed_recipient() -> &'static OpeningKey {
 /// for the vector's key and binding. What opens for one direction must not
 /// open for the other, and comes out shorter than any padded size. Then
 /// the same bytes as a plaintext: sealed and opened again, they come back
-/// unchanged (trailing zeros and 0x80 bytes included).
+/// unchanged (trailing zeros and 0x80 bytes included); and as what travels
+/// inside (`envelope`): an answer that decodes re-encodes to the same bytes.
 pub fn sealed_messages(data: &[u8]) {
     let Some((&kind, body)) = data.split_first() else {
         return;
@@ -241,6 +243,14 @@ pub fn sealed_messages(data: &[u8]) {
             "a sealed message opened for both directions"
         );
     }
+    if let Ok(answer) = envelope::Answer::decode(body) {
+        assert_eq!(
+            answer.encode().as_deref(),
+            Ok(body),
+            "an answer decodes from one encoding only"
+        );
+    }
+    let _ = envelope::split_challenge(body);
     match sealed::seal(&key.public_key(), direction, SEALED_BINDING, body) {
         Ok(again) => {
             let plain = key

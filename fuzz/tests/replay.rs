@@ -97,6 +97,17 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// What a device seals to the host for approval `a` (no assertion).
+fn sealed_answer(a: &Approval) -> Vec<u8> {
+    pushmfa_protocol::envelope::Answer {
+        approval: a.encode(),
+        signature: [6; 64],
+        assertion: None,
+    }
+    .encode()
+    .unwrap()
+}
+
 /// protocol/testdata/vectors.json's `sealed_to_device`.
 fn sealed_vector() -> Vec<u8> {
     unhex(vectors()["sealed_to_device"].as_str().unwrap())
@@ -195,6 +206,11 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "sealed_messages",
             "to_device",
             [&[0u8][..], &sealed_vector()].concat(),
+        ),
+        (
+            "sealed_messages",
+            "answer",
+            [&[1u8][..], &sealed_answer(&a)].concat(),
         ),
         ("state_file", "enrolled", state.into_bytes()),
     ]

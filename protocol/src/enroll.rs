@@ -19,6 +19,9 @@ pub const SCHEME_PREFIX: &str = "pushmfa://enroll?";
 /// (`<relay>/app/#enroll?...`): in the fragment, never sent to a server.
 pub const APP_FRAGMENT: &str = "#enroll?";
 pub const MAC_TAG: &[u8] = b"pushmfa-enroll-v1\0";
+/// Protocol v2's registration MAC: it also covers the encryption key and
+/// the passkey.
+pub const MAC_TAG_V2: &[u8] = b"pushmfa-enroll-v2\0";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollUri {
@@ -182,18 +185,91 @@ fn mac_input(
     public_key: &[u8],
     device_name: &str,
 ) -> Vec<u8> {
-    let mut m = Vec::with_capacity(160);
-    m.extend_from_slice(MAC_TAG);
-    for text in [
-        enrollment_id.as_bytes(),
-        host_id.as_slice(),
-        public_key,
-        device_name.as_bytes(),
-    ] {
-        m.extend_from_slice(&(text.len() as u16).to_be_bytes());
-        m.extend_from_slice(text);
+    length_prefixed(
+        MAC_TAG,
+        &[
+            enrollment_id.as_bytes(),
+            host_id.as_slice(),
+            public_key,
+            device_name.as_bytes(),
+        ],
+    )
+}
+
+/// `tag`, then each part with its u16 big-endian length in front.
+fn length_prefixed(tag: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(tag.len() + parts.iter().map(|p| p.len() + 2).sum::<usize>());
+    m.extend_from_slice(tag);
+    for part in parts {
+        // Callers bound every part far below 64 KiB; cut defensively so
+        // the prefix stays true.
+        let part = &part[..part.len().min(usize::from(u16::MAX))];
+        m.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        m.extend_from_slice(part);
     }
     m
+}
+
+/// What a v2 registration adds to the v1 one, all under its MAC.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrationV2<'a> {
+    /// The device's P-256 encryption key (65 bytes).
+    pub encryption_key: &'a [u8],
+    /// The device's passkey (`docs/protocol.md`), empty when it has none.
+    pub passkey: &'a [u8],
+}
+
+/// The v2 MAC input: MAC_TAG_V2, then enrollment id, host id, device public
+/// key, device name, encryption key and passkey, each u16-length-prefixed.
+pub fn mac_input_v2(
+    enrollment_id: &str,
+    host_id: &[u8; 32],
+    public_key: &[u8],
+    device_name: &str,
+    v2: RegistrationV2<'_>,
+) -> Vec<u8> {
+    length_prefixed(
+        MAC_TAG_V2,
+        &[
+            enrollment_id.as_bytes(),
+            host_id.as_slice(),
+            public_key,
+            device_name.as_bytes(),
+            v2.encryption_key,
+            v2.passkey,
+        ],
+    )
+}
+
+/// The v2 registration MAC (HMAC-SHA256 of [`mac_input_v2`]).
+pub fn registration_mac_v2(
+    secret: &[u8; 32],
+    enrollment_id: &str,
+    host_id: &[u8; 32],
+    public_key: &[u8],
+    device_name: &str,
+    v2: RegistrationV2<'_>,
+) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let input = mac_input_v2(enrollment_id, host_id, public_key, device_name, v2);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hmac::sign(&key, &input).as_ref());
+    out
+}
+
+/// Checks a v2 registration MAC in constant time.
+pub fn verify_registration_mac_v2(
+    secret: &[u8; 32],
+    enrollment_id: &str,
+    host_id: &[u8; 32],
+    public_key: &[u8],
+    device_name: &str,
+    v2: RegistrationV2<'_>,
+    mac: &[u8],
+) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let input = mac_input_v2(enrollment_id, host_id, public_key, device_name, v2);
+    hmac::verify(&key, &input, mac).is_ok()
 }
 
 /// HMAC-SHA256 under the enrollment secret over tag, enrollment id, host id,

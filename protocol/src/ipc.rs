@@ -229,6 +229,23 @@ pub struct DeviceInfo {
     pub id: String,
     pub name: String,
     pub added_at: u64,
+    /// 1: requests cross the relay readable; 2: sealed to the device.
+    #[serde(default = "protocol_1")]
+    pub protocol: u8,
+}
+
+fn protocol_1() -> u8 {
+    1
+}
+
+impl DeviceInfo {
+    /// What the device can do, for people: its protocol and what it means.
+    pub fn capabilities(&self) -> &'static str {
+        match self.protocol {
+            1 => "protocol 1 (the relay can read its requests)",
+            _ => "protocol 2 (sealed requests)",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 
 pub mod admin_client;
 pub mod enroll;
+pub mod envelope;
 pub mod frame;
 pub mod ipc;
 pub mod relay_api;

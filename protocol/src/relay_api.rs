@@ -2,7 +2,8 @@
 //!
 //! Binary values are base64url without padding. The relay stores and
 //! forwards challenges and responses as opaque strings: it cannot read the
-//! enrollment secret, and it cannot forge what hosts and devices sign.
+//! enrollment secret, and it cannot forge what hosts and devices sign. In
+//! protocol v2 it cannot read them either: they travel `sealed`.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BODY_LEN: usize = 16 * 1024;
 /// Longest long-poll wait a client may ask for, in seconds.
 pub const MAX_WAIT_SECS: u64 = 60;
+/// The lengths a v2 `sealed` value may have, decoded (protocol::sealed:
+/// 65-byte enc, a padded body of 1024 or 3072 bytes, a 16-byte tag).
+pub const SEALED_LENS: [usize; 2] = [1105, 3153];
 
 /// `POST /v1/enrollments` -> 201.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +42,10 @@ pub struct DeviceRegistration {
     pub device_name: String,
     /// HMAC-SHA256 under the enrollment secret; see docs/protocol.md.
     pub mac: String,
+    /// Protocol v2: the device's P-256 encryption key (65 bytes), which
+    /// challenges are sealed to. Absent: a v1 device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<String>,
 }
 
 /// Answer to the device's registration -> 201.
@@ -70,8 +78,14 @@ pub struct EnrollmentOutcome {
     /// after removing control characters; at most 512 bytes.
     pub message: String,
     /// The host's signature over `signed::enrollment_outcome(id, device
-    /// public key, accepted)`, base64url.
+    /// public key, accepted)` (v1) or `signed::enrollment_outcome_v2(...)`
+    /// (v2, which also covers `host_encryption_key`), base64url.
     pub signature: String,
+    /// Protocol v2: the host's P-256 encryption key (65 bytes), which
+    /// answers are sealed to; present exactly when the device registered
+    /// an encryption key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_encryption_key: Option<String>,
 }
 
 /// Longest `EnrollmentOutcome::message`, in bytes.
@@ -81,14 +95,20 @@ pub const MAX_OUTCOME_MESSAGE_LEN: usize = 512;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostChallenge {
-    /// The challenge id (32 bytes), also inside `challenge`.
+    /// The challenge id (32 bytes), also inside the challenge.
     pub id: String,
     /// Seconds until the relay forgets it (at most 600).
     pub expires_in: u64,
-    /// The encoded challenge (protocol::signed::Challenge).
+    /// v1: the encoded challenge (protocol::signed::Challenge).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub challenge: String,
-    /// The host's signature over `challenge`.
+    /// v1: the host's signature over `challenge`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signature: String,
+    /// v2, instead of both: the challenge and its signature sealed to the
+    /// device (docs/protocol.md, "Protocol v2").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 /// One pending challenge as a device sees it: what the helper posted, with
@@ -99,8 +119,12 @@ pub struct PostChallenge {
 pub struct PendingChallenge {
     pub id: String,
     pub expires_in: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub challenge: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
 }
@@ -130,10 +154,15 @@ pub struct PendingList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeResponse {
-    /// The encoded approval (protocol::signed::Approval).
+    /// v1: the encoded approval (protocol::signed::Approval).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub response: String,
-    /// The device's signature over `response`.
+    /// v1: the device's signature over `response`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signature: String,
+    /// v2, instead of both: the answer sealed to the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 /// `PUT /v1/channels/{channel}/push`, sent by the device: where its

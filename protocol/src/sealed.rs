@@ -403,6 +403,12 @@ mod tests {
     }
 
     #[test]
+    fn the_relay_knows_the_sealed_sizes() {
+        let sizes: Vec<usize> = PADDED_LENS.iter().map(|p| ENC_LEN + p + TAG_LEN).collect();
+        assert_eq!(sizes, crate::relay_api::SEALED_LENS);
+    }
+
+    #[test]
     fn every_plaintext_seals_to_a_fixed_size_and_opens() {
         let key = OpeningKey::generate().unwrap();
         for len in [0, 1, 200, 1023, 1024, 2000, MAX_PLAINTEXT_LEN] {

@@ -21,6 +21,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 pub const CHALLENGE_TAG: &[u8] = b"pushmfa-challenge-v1\0";
 pub const APPROVAL_TAG: &[u8] = b"pushmfa-approval-v1\0";
 pub const ENROLLMENT_OUTCOME_TAG: &[u8] = b"pushmfa-enrollment-outcome-v1\0";
+pub const ENROLLMENT_OUTCOME_TAG_V2: &[u8] = b"pushmfa-enrollment-outcome-v2\0";
 /// Longest text field (user, service, rhost, tty, host name), in bytes.
 pub const MAX_FIELD_LEN: usize = 255;
 pub const PUBLIC_KEY_LEN: usize = 65;
@@ -142,9 +143,33 @@ pub fn valid_public_key(public_key: &[u8]) -> bool {
 /// 0 (refused). The device checks it with the host key from the QR code,
 /// so a relay cannot make a refused phone believe it is enrolled.
 pub fn enrollment_outcome(enrollment_id: &str, device_key: &[u8], accepted: bool) -> Vec<u8> {
-    let mut m = Vec::with_capacity(128);
-    m.extend_from_slice(ENROLLMENT_OUTCOME_TAG);
-    for part in [enrollment_id.as_bytes(), device_key] {
+    outcome_message(
+        ENROLLMENT_OUTCOME_TAG,
+        &[enrollment_id.as_bytes(), device_key],
+        accepted,
+    )
+}
+
+/// Protocol v2's outcome: as v1 with its own tag and the host's encryption
+/// key after the device key, so the device learns that key from the host
+/// itself (the relay cannot swap in its own and read the answers).
+pub fn enrollment_outcome_v2(
+    enrollment_id: &str,
+    device_key: &[u8],
+    host_encryption_key: &[u8],
+    accepted: bool,
+) -> Vec<u8> {
+    outcome_message(
+        ENROLLMENT_OUTCOME_TAG_V2,
+        &[enrollment_id.as_bytes(), device_key, host_encryption_key],
+        accepted,
+    )
+}
+
+fn outcome_message(tag: &[u8], parts: &[&[u8]], accepted: bool) -> Vec<u8> {
+    let mut m = Vec::with_capacity(160);
+    m.extend_from_slice(tag);
+    for part in parts {
         let part = &part[..part.len().min(usize::from(u16::MAX))];
         m.extend_from_slice(&(part.len() as u16).to_be_bytes());
         m.extend_from_slice(part);

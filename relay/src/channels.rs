@@ -35,8 +35,13 @@ pub(crate) async fn post_challenge(
     let token = bearer(&headers)?;
     let req: PostChallenge = json_body(&body)?;
     b64_field("id", &req.id, Some(32))?;
-    b64_field("challenge", &req.challenge, None)?;
-    b64_field("signature", &req.signature, Some(64))?;
+    signed_or_sealed(
+        [
+            ("challenge", &req.challenge, None),
+            ("signature", &req.signature, Some(64)),
+        ],
+        req.sealed.as_deref(),
+    )?;
     let expires_in = req.expires_in.clamp(1, MAX_TTL);
     authorize(&relay, &channel, Role::Helper, &token).await?;
     let id = req.id.clone();
@@ -223,13 +228,51 @@ pub(crate) async fn post_response(
 ) -> ApiResult<StatusCode> {
     let token = bearer(&headers)?;
     let resp: ChallengeResponse = json_body(&body)?;
-    b64_field("response", &resp.response, None)?;
-    b64_field("signature", &resp.signature, Some(64))?;
+    signed_or_sealed(
+        [
+            ("response", &resp.response, None),
+            ("signature", &resp.signature, Some(64)),
+        ],
+        resp.sealed.as_deref(),
+    )?;
     authorize(&relay, &channel, Role::Device, &token).await?;
     match relay.store.answer(&channel, &id, &resp).await? {
         Changed::Done => Ok(StatusCode::NO_CONTENT),
         Changed::NotFound => Err(gone()),
         Changed::Conflict => Err(err(StatusCode::CONFLICT, "challenge already answered")),
+    }
+}
+
+/// A v1 body (both `fields`, base64url, of their lengths) or a v2 one
+/// (`sealed` alone, of a sealed length): never a mix, so a client cannot
+/// send a sealed message and its contents in clear beside it.
+fn signed_or_sealed(
+    fields: [(&str, &String, Option<usize>); 2],
+    sealed: Option<&str>,
+) -> ApiResult<()> {
+    match sealed {
+        None => {
+            for (name, value, len) in fields {
+                b64_field(name, value, len)?;
+            }
+            Ok(())
+        }
+        Some(sealed) => {
+            if let Some((name, _, _)) = fields.iter().find(|(_, v, _)| !v.is_empty()) {
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name}: not allowed with sealed"),
+                ));
+            }
+            let bytes = b64_field("sealed", sealed, None)?;
+            if !SEALED_LENS.contains(&bytes.len()) {
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    format!("sealed: must be one of {SEALED_LENS:?} bytes"),
+                ));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -93,6 +93,9 @@ pub(crate) async fn register_device(
     let reg: DeviceRegistration = json_body(&body)?;
     b64_field("public_key", &reg.public_key, Some(65))?;
     b64_field("mac", &reg.mac, Some(32))?;
+    if let Some(key) = &reg.encryption_key {
+        b64_field("encryption_key", key, Some(65))?;
+    }
     if reg.device_name.is_empty() || reg.device_name.len() > 64 {
         return Err(err(StatusCode::BAD_REQUEST, "device_name: 1 to 64 bytes"));
     }
@@ -208,6 +211,9 @@ pub(crate) async fn post_outcome(
     relay.rate(&token).await?;
     let outcome: EnrollmentOutcome = json_body(&body)?;
     b64_field("signature", &outcome.signature, Some(64))?;
+    if let Some(key) = &outcome.host_encryption_key {
+        b64_field("host_encryption_key", key, Some(65))?;
+    }
     if outcome.message.len() > MAX_OUTCOME_MESSAGE_LEN {
         return Err(err(
             StatusCode::BAD_REQUEST,

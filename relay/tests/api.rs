@@ -169,6 +169,7 @@ async fn long_polls_wake_at_once_on_both_sides() {
         public_key: b64(65, 4),
         device_name: "phone".into(),
         mac: b64(32, 9),
+        encryption_key: None,
     };
     let device: DeviceChannel = r
         .http
@@ -267,6 +268,7 @@ async fn long_polls_wake_at_once_on_both_sides() {
     let resp = ChallengeResponse {
         response: b64(120, 5),
         signature: b64(64, 6),
+        sealed: None,
     };
     let st = r
         .http
@@ -428,6 +430,7 @@ async fn garbage_truncated_and_oversized_bodies_are_rejected() {
         expires_in: 60,
         challenge: b64(10, 1),
         signature: b64(64, 1),
+        sealed: None,
     })
     .unwrap();
     for (name, body, want) in [
@@ -504,6 +507,7 @@ async fn garbage_truncated_and_oversized_bodies_are_rejected() {
             public_key: b64(64, 4),
             device_name: "p".into(),
             mac: b64(32, 1),
+            encryption_key: None,
         })
         .send()
         .await
@@ -639,6 +643,7 @@ async fn answered_challenges_do_not_block_new_ones() {
         let resp = ChallengeResponse {
             response: b64(120, 5),
             signature: b64(64, 6),
+            sealed: None,
         };
         let st = r
             .http
@@ -705,6 +710,7 @@ async fn a_refused_answer_opens_the_challenge_again_and_says_why() {
     let answer = |byte: u8| ChallengeResponse {
         response: b64(120, byte),
         signature: b64(64, byte),
+        sealed: None,
     };
     let post = |byte: u8| {
         r.http
@@ -1094,6 +1100,85 @@ async fn channels_survive_restarts_of_every_relay_and_of_redis() {
     );
 }
 
+/// Protocol 2 bodies: `sealed` alone, of a sealed length, stored and
+/// handed on as it came; never mixed with clear fields.
+async fn sealed_challenges_and_answers_pass_through_opaque() {
+    let r = start(None);
+    let (result, device) = r.enroll_device().await;
+    let ch = &result.channel_id;
+    let url = format!("{}/v1/channels/{ch}/challenges", r.url);
+    let post = |body: serde_json::Value| {
+        r.http
+            .post(&url)
+            .bearer_auth(&result.helper_token)
+            .json(&body)
+            .send()
+    };
+    let short = b64(SEALED_LENS[0] - 1, 3);
+    let mixed = serde_json::json!({"id": b64(32, 1), "expires_in": 60, "sealed": b64(SEALED_LENS[0], 3), "challenge": b64(10, 1)});
+    for (name, body) in [
+        (
+            "short",
+            serde_json::json!({"id": b64(32, 1), "expires_in": 60, "sealed": short}),
+        ),
+        ("mixed", mixed),
+        (
+            "not base64",
+            serde_json::json!({"id": b64(32, 1), "expires_in": 60, "sealed": "!!"}),
+        ),
+    ] {
+        let resp = post(body).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{name}");
+        let e: ErrorBody = resp.json().await.unwrap();
+        assert!(
+            e.error.starts_with("sealed") || e.error.starts_with("challenge"),
+            "{name}: {}",
+            e.error
+        );
+    }
+    for (i, len) in SEALED_LENS.into_iter().enumerate() {
+        let id = b64(32, 10 + i as u8);
+        let body = serde_json::json!({"id": id, "expires_in": 60, "sealed": b64(len, 7)});
+        assert_eq!(post(body).await.unwrap().status(), StatusCode::CREATED);
+        let list: PendingList = r
+            .http
+            .get(format!("{url}?wait=0"))
+            .bearer_auth(&device.device_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let p = list.challenges.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(p.sealed.as_deref(), Some(b64(len, 7).as_str()));
+        assert!(p.challenge.is_empty() && p.signature.is_empty());
+        let answer = |body: serde_json::Value| {
+            r.http
+                .post(format!("{url}/{id}/response"))
+                .bearer_auth(&device.device_token)
+                .json(&body)
+                .send()
+        };
+        let bad = serde_json::json!({"sealed": b64(len + 1, 8)});
+        assert_eq!(answer(bad).await.unwrap().status(), StatusCode::BAD_REQUEST);
+        let good = serde_json::json!({"sealed": b64(SEALED_LENS[0], 8)});
+        assert_eq!(answer(good).await.unwrap().status(), StatusCode::NO_CONTENT);
+        let got: ChallengeResponse = r
+            .http
+            .get(format!("{url}/{id}/response?wait=0"))
+            .bearer_auth(&result.helper_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got.sealed.as_deref(), Some(b64(SEALED_LENS[0], 8).as_str()));
+        assert!(got.response.is_empty() && got.signature.is_empty());
+    }
+}
+
 /// Runs each case twice: on the embedded store and on a private Redis.
 macro_rules! both_stores {
     ($($case:ident),* $(,)?) => {
@@ -1126,4 +1211,5 @@ both_stores!(
     the_app_is_served_with_a_strict_policy,
     web_push_subscriptions_go_only_to_push_services,
     every_error_answer_is_a_json_error_body,
+    sealed_challenges_and_answers_pass_through_opaque,
 );

@@ -100,6 +100,18 @@ pub struct Device {
     /// The helper's bearer token for the channel (this file is 0600).
     pub channel_token: String,
     pub added_at: u64,
+    /// Protocol v2: base64url of the device's P-256 encryption key, which
+    /// challenges are sealed to. Absent: a v1 device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<String>,
+}
+
+impl Device {
+    /// The protocol the device speaks: 2 when it registered an encryption
+    /// key, else 1.
+    pub fn protocol(&self) -> u8 {
+        if self.encryption_key.is_some() { 2 } else { 1 }
+    }
 }
 
 impl UserState {

@@ -108,6 +108,7 @@ fn inject(url: &str, t: &Tokens, id: &str, response: &[u8], signature: &[u8]) {
             .json(&ChallengeResponse {
                 response: B64.encode(response),
                 signature: B64.encode(signature),
+                sealed: None,
             })
             .send()
             .await
@@ -123,7 +124,9 @@ fn setup() -> (Relay, TestEnv, Phone, Vec<String>) {
     e.start_helper();
     e.service(SVC, "");
     let phone = Phone::new(&e, "phone");
-    let out = phone.enroll(&e, "alice");
+    // Protocol 1: what a relay can see and do to a device that lets it
+    // read requests (protocol 2's sealing is tested in sealed_relay.rs).
+    let out = phone.enroll_v1(&e, "alice");
     let codes = out
         .lines()
         .filter(|l| l.len() == 19 && l.matches('-').count() == 3)
@@ -254,7 +257,7 @@ fn tampered_fields_and_replayed_approvals_are_rejected() {
 fn an_answer_from_another_users_device_is_rejected() {
     let (relay, e, phone, codes) = setup();
     let bob = Phone::new(&e, "bob");
-    bob.enroll(&e, "bob");
+    bob.enroll_v1(&e, "bob");
     let t = tokens(&e, &phone, "alice");
     let url = relay.url.clone();
     let bob_dir = bob.store_path().to_owned();
@@ -330,6 +333,7 @@ fn a_key_injected_at_enrollment_is_refused() {
                 public_key: B64.encode(mallory.public_key().as_ref()),
                 device_name: "evil".into(),
                 mac: B64.encode([0u8; 32]),
+                encryption_key: None,
             })
             .send()
             .await
@@ -544,6 +548,7 @@ fn register_with_valid_mac(uri: &str, public_key: &[u8]) -> DeviceChannel {
                 public_key: B64.encode(public_key),
                 device_name: "odd phone".into(),
                 mac: B64.encode(mac),
+                encryption_key: None,
             })
             .send()
             .await

@@ -2,7 +2,7 @@
 //! and a "phone" (the authenticator library) that answers on cue.
 
 use crate::{TestEnv, bin};
-use pushmfa_authenticator::{Store, answer, enroll, pending};
+use pushmfa_authenticator::{Store, answer, enroll_protocol, pending};
 use pushmfa_protocol::signed::Decision;
 use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
@@ -127,8 +127,17 @@ impl Phone {
     }
 
     /// Enrolls through `pushmfa enroll --user USER` (the real CLI and helper);
-    /// returns the CLI's stdout (QR, URI, codes).
+    /// returns the CLI's stdout (QR, URI, codes). Protocol 2.
     pub fn enroll(&self, env: &TestEnv, user: &str) -> String {
+        self.enroll_protocol(env, user, 2)
+    }
+
+    /// [`Phone::enroll`] as a protocol 1 device (requests in clear).
+    pub fn enroll_v1(&self, env: &TestEnv, user: &str) -> String {
+        self.enroll_protocol(env, user, 1)
+    }
+
+    fn enroll_protocol(&self, env: &TestEnv, user: &str, protocol: u8) -> String {
         let mut cli = EnrollRun::start(env, user);
         let uri = cli.line_starting("pushmfa://");
         let name = self
@@ -136,7 +145,7 @@ impl Phone {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        rt().block_on(enroll(&self.store(), &uri, &name))
+        rt().block_on(enroll_protocol(&self.store(), &uri, &name, protocol))
             .unwrap_or_else(|e| panic!("authenticator enroll: {e}"));
         cli.finish("")
     }

@@ -28,6 +28,7 @@ pub(super) async fn list(
                 id: d.id.clone(),
                 name: d.name.clone(),
                 added_at: d.added_at,
+                protocol: d.protocol(),
             })
             .collect(),
     })

@@ -12,7 +12,9 @@ use crate::proof::require_proof;
 use crate::user_state::{generate_codes, with_state};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
+use pushmfa_protocol::enroll::{
+    EnrollUri, RegistrationV2, verify_registration_mac, verify_registration_mac_v2,
+};
 use pushmfa_protocol::ipc::{AdminReply, Proof, Response};
 use pushmfa_protocol::relay_api::{DeviceRegistration, EnrollmentCreated, EnrollmentOutcome};
 use pushmfa_protocol::signed;
@@ -86,13 +88,16 @@ pub(super) async fn run(
     };
     let reg = &result.registration;
     let public = B64.decode(&reg.public_key).unwrap_or_default();
+    // What the outcome is signed over: v2 when the device sent an
+    // encryption key (even one refused below), so it can check the verdict.
+    let v2 = reg.encryption_key.is_some();
     if let Err(refusal) = check_registration(ctx, &secret, &created.enrollment_id, &public, reg) {
         ctx.log.error(&format!(
             "ENROLLMENT REJECTED user={}: {}",
             Q(user.as_str()),
             refusal.log
         ));
-        tell_device(ctx, &created, &public, Err(refusal.device)).await;
+        tell_device(ctx, &created, &public, v2, Err(refusal.device)).await;
         // The relay made a channel for the refused key: drop it.
         let _ = relay
             .delete_channel(&result.channel_id, &result.helper_token)
@@ -107,7 +112,9 @@ pub(super) async fn run(
         channel_id: result.channel_id.clone(),
         channel_token: result.helper_token.clone(),
         added_at: ctx.clock.now_unix(),
+        encryption_key: reg.encryption_key.clone(),
     };
+    let protocol = device.protocol();
     let device_id = device.id.clone();
     let saved = with_state(ctx, &user, move |s| {
         s.devices.retain(|d| d.id != device.id);
@@ -122,20 +129,21 @@ pub(super) async fn run(
                 ctx,
                 &created,
                 &public,
+                v2,
                 Err("the computer could not save the enrollment"),
             )
             .await;
             return Err(e);
         }
     };
-    tell_device(ctx, &created, &public, Ok(())).await;
+    tell_device(ctx, &created, &public, v2, Ok(())).await;
     let codes = if needs_codes {
         generate_codes(ctx, &user).await?
     } else {
         Vec::new()
     };
     ctx.log.info(&format!(
-        "device enrolled user={} device={} id={device_id} by_uid={} new_codes={}",
+        "device enrolled user={} device={} id={device_id} protocol={protocol} by_uid={} new_codes={}",
         Q(user.as_str()),
         Q(&name),
         peer.uid,
@@ -167,21 +175,46 @@ fn check_registration(
     reg: &DeviceRegistration,
 ) -> Result<(), Refusal> {
     let mac = B64.decode(&reg.mac).unwrap_or_default();
+    let host_id = &ctx.host_key.id;
+    let name = &reg.device_name;
+    let encryption_key = reg
+        .encryption_key
+        .as_deref()
+        .map(|k| B64.decode(k).unwrap_or_default());
     let mac_ok = public.len() == signed::PUBLIC_KEY_LEN
-        && verify_registration_mac(
-            secret,
-            enrollment_id,
-            &ctx.host_key.id,
-            public,
-            &reg.device_name,
-            &mac,
-        );
+        && match &encryption_key {
+            Some(key) => {
+                let v2 = RegistrationV2 {
+                    encryption_key: key,
+                    passkey: &[],
+                };
+                verify_registration_mac_v2(secret, enrollment_id, host_id, public, name, v2, &mac)
+            }
+            None => verify_registration_mac(secret, enrollment_id, host_id, public, name, &mac),
+        };
     if !mac_ok {
         return Err(Refusal {
             log: "the registered key does not carry a valid MAC under the enrollment secret; \
                   the relay or someone else tried to enroll a key of their own",
             user: "the registration did not come from the device that scanned the code (bad MAC); nothing was enrolled",
             device: "the registration did not match the enrollment code (bad MAC); scan the code again",
+        });
+    }
+    if encryption_key.is_none() && ctx.cfg.push.min_protocol >= 2 {
+        return Err(Refusal {
+            log: "the device speaks protocol 1 and push.min_protocol = 2",
+            user: "the device speaks protocol 1, and this computer accepts protocol 2 devices only \
+                   (push.min_protocol = 2); nothing was enrolled. Use the web app or update pushmfa-authenticator",
+            device: "this app is too old for this computer (it needs protocol 2); update it and scan the code again",
+        });
+    }
+    if let Some(key) = &encryption_key
+        && !signed::valid_public_key(key)
+    {
+        return Err(Refusal {
+            log: "the device's encryption key is not a point on P-256",
+            user: "the device sent an encryption key that is not a valid P-256 point; nothing was enrolled",
+            device: "this phone's encryption key is not a valid P-256 public key; nothing was enrolled",
         });
     }
     if !signed::valid_public_key(public) {
@@ -201,13 +234,24 @@ async fn tell_device(
     ctx: &Ctx,
     created: &EnrollmentCreated,
     public: &[u8],
+    v2: bool,
     verdict: Result<(), &str>,
 ) {
     let Some(relay) = ctx.relay.as_ref() else {
         return;
     };
     let accepted = verdict.is_ok();
-    let message = signed::enrollment_outcome(&created.enrollment_id, public, accepted);
+    let host_encryption_key = ctx.host_key.seal.public_key();
+    let message = if v2 {
+        signed::enrollment_outcome_v2(
+            &created.enrollment_id,
+            public,
+            &host_encryption_key,
+            accepted,
+        )
+    } else {
+        signed::enrollment_outcome(&created.enrollment_id, public, accepted)
+    };
     let signature = match ctx.host_key.sign(&message) {
         Ok(s) => s,
         Err(e) => {
@@ -220,6 +264,7 @@ async fn tell_device(
         accepted,
         message: verdict.err().unwrap_or_default().to_owned(),
         signature: B64.encode(signature),
+        host_encryption_key: v2.then(|| B64.encode(host_encryption_key)),
     };
     if let Err(e) = relay
         .post_enrollment_outcome(&created.enrollment_id, &created.helper_token, &outcome)

@@ -77,7 +77,23 @@ pub(super) async fn push_step(
     // it (not through `conv`) avoids cloning it on every login.
     let ctx = conv.ctx;
     let cfg = &ctx.cfg.push;
-    let devices = &state.devices;
+    // Devices older than `push.min_protocol` are not asked (their requests
+    // would cross the relay readable); the log says so, the prompt not.
+    let (allowed, too_old): (Vec<_>, Vec<_>) = state
+        .devices
+        .iter()
+        .cloned()
+        .partition(|d| d.protocol() >= cfg.min_protocol);
+    if !too_old.is_empty() {
+        let names: Vec<String> = too_old.iter().map(|d| Q(&d.name).to_string()).collect();
+        ctx.log.warning(&format!(
+            "push skips protocol 1 device(s) of user={}: {} (push.min_protocol = {}; enroll them again with a current app)",
+            Q(&conv.begin.user),
+            names.join(", "),
+            cfg.min_protocol
+        ));
+    }
+    let devices = &allowed;
     // Users without devices (unknown, unenrolled, codes only) get the same
     // prompt with a decoy number and no push, so prompts reveal nothing.
     let decoy = devices.is_empty();

@@ -32,6 +32,7 @@ pub enum Rejected {
     UnknownDevice,
     BadSignature,
     WrongNumber,
+    NotSealed,
 }
 
 impl Rejected {
@@ -47,6 +48,7 @@ impl Rejected {
             Rejected::UnknownDevice => "answer from a device that is not enrolled for this user",
             Rejected::BadSignature => "signature does not verify with the enrolled device key",
             Rejected::WrongNumber => "wrong number",
+            Rejected::NotSealed => "a protocol 2 device's answer must come sealed",
         }
     }
 }
@@ -69,6 +71,7 @@ pub fn check_answer(
     devices: &[Device],
     response: &[u8],
     signature: &[u8],
+    sealed: bool,
     now: Instant,
 ) -> Result<Accepted, Rejected> {
     let a = Approval::decode(response).map_err(|_| Rejected::Malformed)?;
@@ -94,6 +97,11 @@ pub fn check_answer(
         .iter()
         .find(|d| d.id == device_id)
         .ok_or(Rejected::UnknownDevice)?;
+    // Its answer in clear would let the relay read it (and learn the
+    // decision): a protocol 2 device never sends one.
+    if device.protocol() >= 2 && !sealed {
+        return Err(Rejected::NotSealed);
+    }
     let number_ok = match (a.decision, a.number) {
         (Decision::Approve, Some(n)) => bool::from([n].ct_eq(&[issued.number])),
         (Decision::Approve, None) => false,
@@ -194,6 +202,7 @@ mod tests {
                 channel_id: "c".into(),
                 channel_token: "t".into(),
                 added_at: 0,
+                encryption_key: None,
             }
         }
         fn sign(&self, a: &Approval) -> (Vec<u8>, Vec<u8>) {
@@ -228,16 +237,33 @@ mod tests {
     }
 
     #[test]
+    fn a_protocol_2_devices_answer_must_come_sealed() {
+        let now = Instant::now();
+        let phone = Phone::new();
+        let mut d = phone.device("phone");
+        d.encryption_key = Some(B64.encode([4u8; 65]));
+        let devices = [d];
+        let mut iss = issued(now);
+        let (msg, sig) = phone.sign(&phone.answer(&iss.challenge, Decision::Approve, Some(47)));
+        assert_eq!(
+            check_answer(&mut iss, &devices, &msg, &sig, false, now),
+            Err(Rejected::NotSealed)
+        );
+        assert!(!iss.consumed, "a refused clear answer uses nothing up");
+        assert!(check_answer(&mut iss, &devices, &msg, &sig, true, now).is_ok());
+    }
+
+    #[test]
     fn approve_then_replay_is_refused() {
         let now = Instant::now();
         let phone = Phone::new();
         let devices = [phone.device("phone")];
         let mut iss = issued(now);
         let (msg, sig) = phone.sign(&phone.answer(&iss.challenge, Decision::Approve, Some(47)));
-        let ok = check_answer(&mut iss, &devices, &msg, &sig, now).unwrap();
+        let ok = check_answer(&mut iss, &devices, &msg, &sig, false, now).unwrap();
         assert_eq!(ok.decision, Decision::Approve);
         assert_eq!(
-            check_answer(&mut iss, &devices, &msg, &sig, now),
+            check_answer(&mut iss, &devices, &msg, &sig, false, now),
             Err(Rejected::Consumed)
         );
     }
@@ -253,7 +279,10 @@ mod tests {
         let check = |a: &Approval, signer: &Phone, at: Instant| {
             let mut iss = issued(now);
             let (m, s) = signer.sign(a);
-            (check_answer(&mut iss, &devices, &m, &s, at), iss.consumed)
+            (
+                check_answer(&mut iss, &devices, &m, &s, false, at),
+                iss.consumed,
+            )
         };
         let mut wrong_host = good.clone();
         wrong_host.host_id = [9; 32];
@@ -346,11 +375,11 @@ mod tests {
         let (m, _) = phone.sign(&good);
         let (_, s2) = phone.sign(&wrong_user);
         assert_eq!(
-            check_answer(&mut iss, &devices, &m, &s2, now),
+            check_answer(&mut iss, &devices, &m, &s2, false, now),
             Err(Rejected::BadSignature)
         );
         assert_eq!(
-            check_answer(&mut iss, &devices, b"junk", &s2, now),
+            check_answer(&mut iss, &devices, b"junk", &s2, false, now),
             Err(Rejected::Malformed)
         );
         // The wrong number from the real device uses the challenge up.
@@ -375,7 +404,7 @@ mod tests {
             let mut iss = issued(now);
             let (m, s) = phone.sign(&phone.answer(&iss.challenge, d, None));
             assert_eq!(
-                check_answer(&mut iss, &devices, &m, &s, now)
+                check_answer(&mut iss, &devices, &m, &s, false, now)
                     .unwrap()
                     .decision,
                 d

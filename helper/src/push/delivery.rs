@@ -9,7 +9,9 @@ use crate::log::Q;
 use crate::relay_client::RelayClient;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::envelope;
 use pushmfa_protocol::relay_api::{ChallengeResponse, PostChallenge};
+use pushmfa_protocol::sealed::{self, Binding, Direction};
 
 /// An answer collected from one device's channel.
 pub struct Answer {
@@ -63,15 +65,24 @@ pub async fn post_everywhere(
         why,
         unreachable: false,
     })?;
-    let body = PostChallenge {
-        id: B64.encode(issued.challenge.id),
-        expires_in: issued.challenge.expires_at - issued.challenge.issued_at,
-        challenge: B64.encode(&encoded),
-        signature: B64.encode(&signature),
-    };
+    let id = B64.encode(issued.challenge.id);
+    let expires_in = issued.challenge.expires_at - issued.challenge.issued_at;
     let mut posts = JoinSet::new();
+    let mut reached = 0;
+    let mut last_error = String::new();
+    let mut all_unreachable = true;
     for d in devices {
-        let (relay, body, d) = (relay.clone(), body.clone(), d.clone());
+        let body = match body_for(&id, expires_in, &encoded, &signature, d) {
+            Ok(body) => body,
+            Err(why) => {
+                ctx.log
+                    .error(&format!("push to device={} impossible: {why}", Q(&d.name)));
+                last_error = why;
+                all_unreachable = false;
+                continue;
+            }
+        };
+        let (relay, d) = (relay.clone(), d.clone());
         posts.spawn(async move {
             (
                 relay
@@ -81,16 +92,13 @@ pub async fn post_everywhere(
             )
         });
     }
-    let mut reached = 0;
-    let mut last_error = String::new();
-    let mut all_unreachable = true;
     while let Some(joined) = posts.join_next().await {
         let Ok((result, d)) = joined else { continue };
         match result {
             Ok(()) => {
                 reached += 1;
                 let (relay, tx, id, deadline) =
-                    (relay.clone(), tx.clone(), body.id.clone(), issued.deadline);
+                    (relay.clone(), tx.clone(), id.clone(), issued.deadline);
                 pollers.spawn(async move {
                     // Long-poll until the deadline. After a refused answer
                     // the relay opens the challenge again, so the real
@@ -145,6 +153,76 @@ pub async fn post_everywhere(
     } else {
         Ok(())
     }
+}
+
+/// What to post for device `d`: the challenge and its signature in clear
+/// (protocol 1), or both sealed to the device's encryption key and bound
+/// to its channel and the challenge id (protocol 2).
+fn body_for(
+    id: &str,
+    expires_in: u64,
+    encoded: &[u8],
+    signature: &[u8],
+    d: &Device,
+) -> Result<PostChallenge, String> {
+    let mut body = PostChallenge {
+        id: id.to_owned(),
+        expires_in,
+        challenge: String::new(),
+        signature: String::new(),
+        sealed: None,
+    };
+    let Some(key) = &d.encryption_key else {
+        body.challenge = B64.encode(encoded);
+        body.signature = B64.encode(signature);
+        return Ok(body);
+    };
+    let key = B64
+        .decode(key)
+        .map_err(|_| "its encryption key in the state file is not base64url".to_string())?;
+    let signature: &[u8; 64] = signature
+        .try_into()
+        .map_err(|_| "the host signature is not 64 bytes".to_string())?;
+    let plain = envelope::challenge_plaintext(encoded, signature);
+    let binding = Binding {
+        channel: &d.channel_id,
+        challenge_id: id,
+    };
+    let sealed = sealed::seal(&key, Direction::ToDevice, binding, &plain)
+        .map_err(|e| format!("cannot seal the request to it: {e}"))?;
+    body.sealed = Some(B64.encode(sealed));
+    Ok(body)
+}
+
+/// The approval and its signature in `answer`, opened if it came sealed
+/// (the flag says whether it did).
+fn unpack(
+    ctx: &Ctx,
+    issued: &Issued,
+    answer: &Answer,
+) -> Result<(Vec<u8>, Vec<u8>, bool), &'static str> {
+    let r = &answer.response;
+    let Some(sealed) = &r.sealed else {
+        return match (B64.decode(&r.response), B64.decode(&r.signature)) {
+            (Ok(approval), Ok(signature)) => Ok((approval, signature, false)),
+            _ => Err("the answer is not base64url"),
+        };
+    };
+    let sealed = B64
+        .decode(sealed)
+        .map_err(|_| "the sealed answer is not base64url")?;
+    let id = B64.encode(issued.challenge.id);
+    let binding = Binding {
+        channel: &answer.channel,
+        challenge_id: &id,
+    };
+    let plain = ctx
+        .host_key
+        .seal
+        .open(Direction::ToHost, binding, &sealed)
+        .map_err(|_| "the sealed answer does not open with this host's key")?;
+    let a = envelope::Answer::decode(&plain).map_err(|_| "the sealed answer is malformed")?;
+    Ok((a.approval, a.signature.to_vec(), true))
 }
 
 /// Takes a challenge back from every device's channel when the login step
@@ -237,15 +315,26 @@ pub async fn await_answer(
             }
             Err(_) => return Waited::TimedOut,
         };
-        let (Ok(response), Ok(signature)) = (
-            B64.decode(&msg.response.response),
-            B64.decode(&msg.response.signature),
-        ) else {
-            ctx.log.warning("push answer rejected: not base64");
-            reopen(ctx, issued, &msg, "the answer is not base64url").await;
-            continue;
+        let (response, signature, sealed) = match unpack(ctx, issued, &msg) {
+            Ok(unpacked) => unpacked,
+            Err(why) => {
+                ctx.log.error(&format!(
+                    "push answer REJECTED user={} service={}: {why} (a relay or device sent a bad answer; still waiting)",
+                    Q(user),
+                    Q(service),
+                ));
+                reopen(ctx, issued, &msg, why).await;
+                continue;
+            }
         };
-        match check_answer(issued, devices, &response, &signature, Instant::now()) {
+        match check_answer(
+            issued,
+            devices,
+            &response,
+            &signature,
+            sealed,
+            Instant::now(),
+        ) {
             Ok(a) => return Waited::Accepted(a.decision, a.device),
             Err(Rejected::WrongNumber) => {
                 return Waited::WrongNumber("?".into());

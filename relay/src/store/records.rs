@@ -73,6 +73,7 @@ impl PendingView {
                 expires_in: (p.expires_ms - now_ms) / 1000,
                 challenge: p.record.challenge.clone(),
                 signature: p.record.signature.clone(),
+                sealed: p.record.sealed.clone(),
                 refused: p.refused.clone(),
             })
             .collect();

@@ -43,6 +43,7 @@ pub async fn enroll_slot(
         public_key: b64(65, 4),
         device_name: "phone".into(),
         mac: b64(32, 9),
+        encryption_key: None,
     };
     let id = &created.enrollment_id;
     let device: DeviceChannel = http
@@ -81,6 +82,7 @@ pub async fn finish_enrollment(
         accepted: true,
         message: String::new(),
         signature: b64(64, 5),
+        host_encryption_key: None,
     };
     let st = http
         .post(format!("{relay}/v1/enrollments/{id}/outcome"))
@@ -119,6 +121,7 @@ pub async fn post_challenge(
             expires_in,
             challenge: b64(100, 1),
             signature: b64(64, 2),
+            sealed: None,
         })
         .send()
         .await
@@ -143,6 +146,7 @@ pub async fn answer(
     .json(&ChallengeResponse {
         response: b64(80, fill),
         signature: b64(64, fill),
+        sealed: None,
     })
     .send()
     .await

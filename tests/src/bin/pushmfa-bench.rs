@@ -421,7 +421,7 @@ fn relay_load(n: usize, store: &str, instances: usize) {
                     send.await.ok()?.json().await.ok()?
                 };
                 let p = list.challenges.into_iter().next()?;
-                let body = ChallengeResponse { response: B64.encode([5u8; 150]), signature: B64.encode([6u8; 64]) };
+                let body = ChallengeResponse { response: B64.encode([5u8; 150]), signature: B64.encode([6u8; 64]), sealed: None };
                 let st = client.post(format!("{url}/v1/channels/{ch}/challenges/{}/response", p.id)).bearer_auth(&dtok).json(&body).send().await.ok()?.status();
                 (st == 204).then_some(())
             });
@@ -492,6 +492,7 @@ async fn set_up_channels(
                 public_key: B64.encode([4u8; 65]),
                 device_name: "load".into(),
                 mac: B64.encode([1u8; 32]),
+                encryption_key: None,
             };
             let d: DeviceChannel = client
                 .post(format!("{url}/v1/enrollments/{}/device", c.enrollment_id))
@@ -543,6 +544,7 @@ async fn post_challenge(
         expires_in: 120,
         challenge: B64.encode([7u8; 160]),
         signature: B64.encode([8u8; 64]),
+        sealed: None,
     };
     let sent = client
         .post(format!("{url}/v1/channels/{ch}/challenges"))
@@ -638,7 +640,7 @@ fn pending_logins(n: usize, hosts: usize, http: &str) {
             let (client, url, gate) = (device.clone(), url.clone(), gate.clone());
             answers.spawn(async move {
                 let _p = gate.acquire().await;
-                let body = ChallengeResponse { response: B64.encode([5u8; 150]), signature: B64.encode([6u8; 64]) };
+                let body = ChallengeResponse { response: B64.encode([5u8; 150]), signature: B64.encode([6u8; 64]), sealed: None };
                 let id = challenge_id(i);
                 let _ = client.post(format!("{url}/v1/channels/{ch}/challenges/{id}/response")).bearer_auth(&dtok).json(&body).send().await;
             });

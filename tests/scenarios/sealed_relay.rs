@@ -1,0 +1,412 @@
+//! Protocol 2 against the real relay, helper and PAM: a proxy records every
+//! byte the relay receives and sends, and the user name, host name,
+//! service and client address appear in none of it, in any encoding. It
+//! does with a protocol 1 device, which shows that the search works. A
+//! request that is tampered with, sealed to another key, or bound to
+//! another request is refused by the device and shown nowhere. Protocol 1
+//! devices are refused where `push.min_protocol = 2`.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD as B64};
+use pushmfa_protocol::envelope;
+use pushmfa_protocol::relay_api::PostChallenge;
+use pushmfa_protocol::sealed::{self, Binding, Direction, OpeningKey};
+use pushmfa_protocol::signed::{self, Challenge, Context, Decision};
+use pushmfa_tests::push::{EnrollRun, Phone, Relay, number_in, relay_config};
+use pushmfa_tests::{Answer, TestEnv, rc};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+const SVC: &str = "sealedsvc";
+const HOST: &str = "web-secret-7";
+const RHOST: &str = "198.51.100.23";
+const USER: &str = "alice";
+
+/// A TCP proxy in front of the relay that keeps a copy of every byte in
+/// both directions.
+struct Recorder {
+    url: String,
+    seen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    fn start(upstream: &str) -> Recorder {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "http://{}",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    let record = record.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = from.read(&mut buf) {
+                            if let Ok(mut r) = record.lock() {
+                                r.extend_from_slice(&buf[..n]);
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Recorder { url, seen }
+    }
+
+    fn seen(&self) -> Vec<u8> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Where `needle` shows in `traffic`: as is, JSON-escaped, or inside any
+/// run of base64url, base64 or hex that decodes (at every alignment).
+fn reveals(traffic: &[u8], needle: &str) -> Option<String> {
+    let n = needle.as_bytes();
+    let has = |hay: &[u8]| hay.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    if has(traffic) {
+        return Some("in clear".into());
+    }
+    let text = String::from_utf8_lossy(traffic);
+    let escaped = serde_json::to_string(needle).unwrap_or_default();
+    if text.contains(escaped.trim_matches('"')) {
+        return Some("JSON-escaped".into());
+    }
+    let runs = |alphabet: fn(char) -> bool| -> Vec<String> {
+        text.split(|c: char| !alphabet(c))
+            .filter(|r| r.len() >= 8)
+            .map(str::to_owned)
+            .collect()
+    };
+    let b64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let b64std = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
+    for run in runs(b64url) {
+        for skip in 0..4 {
+            let part = &run[skip.min(run.len())..];
+            let part = &part[..part.len() - part.len() % 4];
+            for decoded in [B64.decode(part), STANDARD_NO_PAD.decode(part)]
+                .into_iter()
+                .flatten()
+            {
+                if has(&decoded) {
+                    return Some(format!("base64 in {run:.40}"));
+                }
+            }
+        }
+        if run.len() % 2 == 0
+            && run.chars().all(|c| c.is_ascii_hexdigit())
+            && let Ok(bytes) = (0..run.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&run[i..i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+            && has(&bytes)
+        {
+            return Some(format!("hex in {run:.40}"));
+        }
+    }
+    for run in runs(b64std) {
+        let part = &run[..run.len() - run.len() % 4];
+        if STANDARD_NO_PAD.decode(part).is_ok_and(|d| has(&d)) {
+            return Some(format!("base64 in {run:.40}"));
+        }
+    }
+    None
+}
+
+fn approve_at_prompt(phone: &Phone) -> Answer {
+    let dir = phone.store_path().to_owned();
+    Answer::Reply(Box::new(move |prompt: &str| {
+        Phone { dir }.decide(Decision::Approve, Some(number_in(prompt)));
+        String::new()
+    }))
+}
+
+fn env(relay_url: &str, extra: &str) -> TestEnv {
+    let mut e = TestEnv::new(&relay_config(
+        relay_url,
+        &format!("[push]\nhost_name = \"{HOST}\"\n{extra}"),
+    ));
+    e.start_helper();
+    e.service(SVC, "");
+    e
+}
+
+/// Enrolls a phone through the recording proxy, logs in once with it, and
+/// returns what the relay saw.
+fn recorded_login(protocol: u8) -> Vec<u8> {
+    let relay = Relay::start();
+    let proxy = Recorder::start(&relay.url);
+    let e = env(&proxy.url, "");
+    let phone = Phone::new(&e, "phone");
+    match protocol {
+        1 => phone.enroll_v1(&e, USER),
+        _ => phone.enroll(&e, USER),
+    };
+    let (code, seen) = e
+        .pam(SVC, USER)
+        .rhost(RHOST)
+        .answer(approve_at_prompt(&phone))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    e.wait_for_log("outcome=success (method=push");
+    proxy.seen()
+}
+
+#[test]
+fn the_relay_learns_no_user_host_service_or_address_from_protocol_2() {
+    let traffic = recorded_login(2);
+    assert!(
+        String::from_utf8_lossy(&traffic).contains("\"sealed\""),
+        "the requests did not travel sealed"
+    );
+    for needle in [USER, HOST, SVC, RHOST] {
+        assert_eq!(
+            reveals(&traffic, needle),
+            None,
+            "the relay saw {needle:?} ({} bytes recorded)",
+            traffic.len()
+        );
+    }
+}
+
+#[test]
+fn the_same_search_finds_them_all_with_protocol_1() {
+    let traffic = recorded_login(1);
+    for needle in [USER, HOST, SVC, RHOST] {
+        assert!(
+            reveals(&traffic, needle).is_some(),
+            "the search missed {needle:?} in protocol 1 traffic"
+        );
+    }
+}
+
+/// The helper's channel and token for the user's first device, and that
+/// device's encryption key (from the helper's state file).
+fn channel_of(e: &TestEnv) -> (String, String, Vec<u8>) {
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(e.state.join(format!("users/{USER}.json"))).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let d = &state["devices"][0];
+    let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+    let key = B64.decode(s("encryption_key")).unwrap_or_default();
+    (s("channel_id"), s("channel_token"), key)
+}
+
+#[test]
+fn a_tampered_misdirected_or_rebound_request_is_refused_and_shown_nowhere() {
+    let relay = Relay::start();
+    let e = env(&relay.url, "");
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, USER);
+    let (channel, token, device_key) = channel_of(&e);
+    assert_eq!(
+        device_key.len(),
+        65,
+        "a protocol 2 device has its key on file"
+    );
+    // The host's own signing key: these requests are signed as the real
+    // host signs, so only the sealing is wrong.
+    let der = std::fs::read(e.state.join("host_key.pk8")).unwrap_or_else(|err| panic!("{err}"));
+    let rng = ring::rand::SystemRandom::new();
+    let host = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
+        .unwrap_or_else(|err| panic!("{err}"));
+    let host_public = ring::signature::KeyPair::public_key(&host)
+        .as_ref()
+        .to_vec();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let stranger = OpeningKey::generate().unwrap_or_else(|err| panic!("{err}"));
+    let cases: [(&str, u8); 5] = [
+        ("to another key", 1),
+        ("tampered", 2),
+        ("bound to another request", 3),
+        ("sealed for the other direction", 4),
+        ("sealed right", 5),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|err| panic!("{err}"));
+    let http = reqwest::Client::new();
+    for (what, n) in cases {
+        let challenge = Challenge {
+            id: [n; 32],
+            host_id: signed::host_id(&host_public),
+            host_name: format!("{HOST}-{n}"),
+            context: Context {
+                user: USER.into(),
+                service: SVC.into(),
+                rhost: RHOST.into(),
+                tty: "ssh".into(),
+            },
+            issued_at: now,
+            expires_at: now + 60,
+        };
+        let encoded = challenge.encode();
+        let sig: [u8; 64] = host
+            .sign(&rng, &encoded)
+            .unwrap_or_else(|err| panic!("{err}"))
+            .as_ref()
+            .try_into()
+            .unwrap_or_else(|err| panic!("{err}"));
+        let plain = envelope::challenge_plaintext(&encoded, &sig);
+        let id = B64.encode(challenge.id);
+        let other_id = B64.encode([n + 100; 32]);
+        let (key, direction, bound_id) = match n {
+            1 => (
+                stranger.public_key().to_vec(),
+                Direction::ToDevice,
+                id.as_str(),
+            ),
+            3 => (device_key.clone(), Direction::ToDevice, other_id.as_str()),
+            4 => (device_key.clone(), Direction::ToHost, id.as_str()),
+            _ => (device_key.clone(), Direction::ToDevice, id.as_str()),
+        };
+        let binding = Binding {
+            channel: &channel,
+            challenge_id: bound_id,
+        };
+        let mut sealed = sealed::seal(&key, direction, binding, &plain)
+            .unwrap_or_else(|err| panic!("{what}: {err}"));
+        if n == 2 {
+            sealed[200] ^= 1;
+        }
+        let body = PostChallenge {
+            id,
+            expires_in: 60,
+            challenge: String::new(),
+            signature: String::new(),
+            sealed: Some(B64.encode(sealed)),
+        };
+        let post = http
+            .post(format!("{}/v1/channels/{channel}/challenges", relay.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send();
+        let st = rt
+            .block_on(post)
+            .unwrap_or_else(|err| panic!("{err}"))
+            .status();
+        assert_eq!(st, 201, "{what}");
+    }
+    let store = pushmfa_authenticator::Store::open(phone.store_path())
+        .unwrap_or_else(|err| panic!("{err}"));
+    let (shown, refused) = rt
+        .block_on(pushmfa_authenticator::pending(
+            &store,
+            std::time::Duration::ZERO,
+        ))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let shown: Vec<String> = shown.iter().map(|r| r.describe()).collect();
+    assert_eq!(shown.len(), 1, "{shown:?} {refused:?}");
+    assert!(shown[0].contains(&format!("{HOST}-5")), "{shown:?}");
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    for r in &refused {
+        assert!(r.contains("sealed request refused"), "{r}");
+        assert!(!r.contains(HOST) && !r.contains(USER), "{r}");
+    }
+}
+
+fn devices_list(e: &TestEnv) -> String {
+    let out = std::process::Command::new(pushmfa_tests::bin("pushmfa"))
+        .arg("--socket")
+        .arg(&e.socket)
+        .args(["devices", "list", "--user", USER])
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn protocol_1_devices_are_refused_where_policy_requires_2() {
+    let relay = Relay::start();
+    let mut e = env(&relay.url, "");
+    let old = Phone::new(&e, "old");
+    old.enroll_v1(&e, USER);
+    let new = Phone::new(&e, "new");
+    new.enroll(&e, USER);
+    let listed = devices_list(&e);
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line("phone-old").ends_with("protocol 1 (the relay can read its requests)"),
+        "{listed}"
+    );
+    assert!(
+        line("phone-new").ends_with("protocol 2 (sealed requests)"),
+        "{listed}"
+    );
+    // Policy raised: the old device is no longer asked; the new one is.
+    e.kill_helper();
+    let config = std::fs::read_to_string(&e.config).unwrap_or_default();
+    std::fs::write(
+        &e.config,
+        config.replace("[push]\n", "[push]\nmin_protocol = 2\n"),
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    e.start_helper();
+    let (code, seen) = e
+        .pam(SVC, USER)
+        .rhost(RHOST)
+        .answer(approve_at_prompt(&new))
+        .run();
+    assert_eq!(code, rc::SUCCESS, "{seen:?}");
+    assert!(old.pending().is_empty(), "the protocol 1 device was asked");
+    let log = e.wait_for_log("push skips protocol 1 device(s)");
+    let skipped = log
+        .lines()
+        .find(|l| l.contains("push skips"))
+        .unwrap_or_default();
+    assert!(
+        skipped.contains("\"phone-old\"") && skipped.contains("min_protocol = 2"),
+        "{skipped}"
+    );
+    // And a new protocol 1 enrollment is refused, with the reason on both sides.
+    let mut cli = EnrollRun::start(&e, USER);
+    let uri = cli.line_starting("pushmfa://");
+    let store = pushmfa_authenticator::Store::open(&e.dir.path().join("phone-older"))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let refused = tokio::runtime::Runtime::new()
+        .unwrap_or_else(|err| panic!("{err}"))
+        .block_on(pushmfa_authenticator::enroll_protocol(
+            &store, &uri, "older", 1,
+        ))
+        .err()
+        .map(|err| err.to_string())
+        .unwrap_or_default();
+    assert!(refused.contains("needs protocol 2"), "{refused}");
+    let out = cli.finish_failed();
+    assert!(
+        out.contains("accepts protocol 2 devices only (push.min_protocol = 2)"),
+        "{out}"
+    );
+    assert!(store.accounts().unwrap_or_default().is_empty());
+}
