@@ -1,9 +1,15 @@
-// The service worker: keeps the app shell so the app opens with no
-// network (shell files from the cache, refreshed in the background; the
-// relay's API under /v1/ is never cached), and turns a Web Push wake-up
-// into a notification whose tap opens the request.
+// The service worker (a module): keeps the app shell so the app opens
+// with no network (shell files from the cache, refreshed in the
+// background; the relay's API under /v1/ is never cached), and turns a Web
+// Push message into a notification whose tap opens the request. With
+// protocol 2 the message carries the request sealed to this phone: opened
+// and checked here exactly as the app checks it, the notification says
+// who signs in where.
 
-const CACHE = "pushmfa-shell-v1";
+import * as db from "./js/db.js";
+import { checkRequest } from "./js/device.js";
+
+const CACHE = "pushmfa-shell-v2";
 const SHELL = [
   "./",
   "index.html",
@@ -61,23 +67,28 @@ self.addEventListener("fetch", (event) => {
   );
 });
 
-/** The account a push is for, by channel (the same IndexedDB as js/db.js). */
-function accountFor(channel) {
-  return new Promise((resolve) => {
-    const open = indexedDB.open("pushmfa", 1);
-    open.onupgradeneeded = () => open.result.createObjectStore("accounts", { keyPath: "id" });
-    open.onerror = () => resolve(null);
-    open.onsuccess = () => {
-      const req = open.result.transaction("accounts").objectStore("accounts").getAll();
-      req.onsuccess = () => resolve(req.result.find((a) => a.channelId === channel) ?? null);
-      req.onerror = () => resolve(null);
-    };
-  });
+/** What a push is about, for the notification: "alice → sudo on web-1
+ *  from 203.0.113.7" when it carries a sealed request that opens and
+ *  checks out for the account, else who it is for, else nothing. */
+async function describe(hint) {
+  if (hint?.v !== 1) return "";
+  const account = (await db.accounts.all().catch(() => [])).find((a) => a.channelId === String(hint.channel));
+  if (!account) return "";
+  const who = `${account.label || `${account.account} on ${account.hostName}`}: `;
+  if (typeof hint.sealed !== "string") return who;
+  try {
+    const r = await checkRequest(account, { id: String(hint.id), sealed: hint.sealed, expires_in: 0 });
+    const from = r.shown.rhost ? ` from ${r.shown.rhost}` : "";
+    return `${r.shown.user} → ${r.shown.service} on ${r.shown.host}${from}. `;
+  } catch {
+    // Not for this phone, tampered or stale: say only whose it is.
+    return who;
+  }
 }
 
-// The message (RFC 8291-encrypted to this browser) carries only the
-// channel and the request id: the details are fetched and checked by the
-// app, against the host's signature, when the user opens it.
+// Without protocol 2 the message (RFC 8291-encrypted to this browser)
+// carries only the channel and the request id: the details are fetched and
+// checked by the app when the user opens it.
 self.addEventListener("push", (event) => {
   let hint = null;
   try {
@@ -87,10 +98,10 @@ self.addEventListener("push", (event) => {
   }
   event.waitUntil(
     (async () => {
-      const account = hint?.v === 1 ? await accountFor(String(hint.channel)) : null;
-      const who = account ? `${account.label || `${account.account} on ${account.hostName}`}: ` : "";
+      const about = await describe(hint);
+      const rest = about.endsWith(": ") ? "open to review and approve." : "Open to review and approve.";
       await self.registration.showNotification("Sign-in request", {
-        body: `${who}open to review and approve.`,
+        body: `${about}${rest}`,
         tag: `pushmfa-${hint?.id ?? "request"}`,
         requireInteraction: true,
         icon: "icons/icon-192.png",

@@ -410,6 +410,46 @@ mod tests {
         );
     }
 
+    /// The v2 vectors (docs/protocol.md, "Protocol 2 end to end").
+    #[test]
+    fn v2_mac_and_outcome_vectors() {
+        let v = crate::test_vectors::vectors();
+        let get = |k: &str| unhex(v[k].as_str().unwrap());
+        let secret: [u8; 32] = get("enroll_secret").try_into().unwrap();
+        let host_id: [u8; 32] = get("host_id").try_into().unwrap();
+        let (pk, enc) = (get("device_public_key"), get("sealed_recipient_public"));
+        let id = v["enroll_id"].as_str().unwrap();
+        let name = v["enroll_device_name"].as_str().unwrap();
+        let v2 = RegistrationV2 {
+            encryption_key: &enc,
+            passkey: &[],
+        };
+        assert_eq!(
+            mac_input_v2(id, &host_id, &pk, name, v2),
+            get("enroll_mac_input_v2")
+        );
+        let mac = registration_mac_v2(&secret, id, &host_id, &pk, name, v2);
+        assert_eq!(mac.to_vec(), get("enroll_mac_v2"));
+        assert!(verify_registration_mac_v2(
+            &secret, id, &host_id, &pk, name, v2, &mac
+        ));
+        // The v1 MAC of the same fields is another value, and the key is bound.
+        assert!(!verify_registration_mac(
+            &secret, id, &host_id, &pk, name, &mac
+        ));
+        let other = RegistrationV2 {
+            encryption_key: &[4; 65],
+            passkey: &[],
+        };
+        assert!(!verify_registration_mac_v2(
+            &secret, id, &host_id, &pk, name, other, &mac
+        ));
+        assert_eq!(
+            crate::signed::enrollment_outcome_v2(id, &pk, &get("sealed_ephemeral_public"), true),
+            get("enroll_outcome_v2_accepted")
+        );
+    }
+
     #[test]
     fn mac_binds_every_field() {
         let (s, id, host, key, name) = ([1u8; 32], "enr", [2u8; 32], [4u8; 65], "phone");

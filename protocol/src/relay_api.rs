@@ -189,8 +189,9 @@ pub struct VapidKey {
     pub public_key: String,
 }
 
-/// What a Web Push message carries (encrypted to the subscription): only
-/// enough for the app to know which account to fetch for.
+/// What a Web Push message carries (encrypted to the subscription): which
+/// account and request it is about, and with protocol 2 the request sealed
+/// to the device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PushHint {
@@ -199,6 +200,12 @@ pub struct PushHint {
     pub channel: String,
     /// The challenge id, as in the pending list.
     pub id: String,
+    /// Protocol 2: the sealed challenge itself, when it fits a push
+    /// message (the 1105-byte size), so the phone can say what the request
+    /// is before the app opens; neither the relay nor the push service can
+    /// read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 /// Every error answer: `{"error": "..."}`.

@@ -45,6 +45,12 @@ pub(crate) async fn post_challenge(
     let expires_in = req.expires_in.clamp(1, MAX_TTL);
     authorize(&relay, &channel, Role::Helper, &token).await?;
     let id = req.id.clone();
+    // The smaller sealed size fits a push message in base64 (RFC 8291
+    // leaves 3993 bytes); the larger one goes as a plain wake-up.
+    let push_sealed = req
+        .sealed
+        .clone()
+        .filter(|s| s.len() <= SEALED_LENS[0].div_ceil(3) * 4);
     let pending = Pending {
         record: PostChallenge { expires_in, ..req },
         expires_ms: now_ms() + expires_in * 1000,
@@ -56,7 +62,13 @@ pub(crate) async fn post_challenge(
     match relay.store.post_challenge(&channel, pending, max).await? {
         Posted::Stored(push) => {
             if let Some(sub) = push {
-                tokio::spawn(wake_device(relay.clone(), channel, sub, id, expires_in));
+                let hint = PushHint {
+                    v: 1,
+                    channel: channel.clone(),
+                    id,
+                    sealed: push_sealed,
+                };
+                tokio::spawn(wake_device(relay.clone(), sub, hint, expires_in));
             }
             Ok(StatusCode::CREATED)
         }
@@ -69,20 +81,15 @@ pub(crate) async fn post_challenge(
     }
 }
 
-/// Sends the device's push service a wake-up for challenge `id`; forgets
-/// the subscription if the push service says it is gone.
+/// Sends the device's push service `hint`; forgets the subscription if the
+/// push service says it is gone.
 pub(crate) async fn wake_device(
     relay: Arc<Relay>,
-    channel: String,
     sub: PushSubscription,
-    id: String,
+    hint: PushHint,
     ttl: u64,
 ) {
-    let hint = PushHint {
-        v: 1,
-        channel: channel.clone(),
-        id,
-    };
+    let channel = hint.channel.clone();
     let Ok(payload) = serde_json::to_vec(&hint) else {
         return;
     };

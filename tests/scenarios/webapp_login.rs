@@ -54,10 +54,16 @@ fn screen(phone: &mut BrowserPhone, name: &str) -> Result<(), String> {
 
 fn setup() -> (Relay, TestEnv) {
     let relay = Relay::start();
-    let mut e = TestEnv::new(&relay_config(&relay.url, "[push]\nhost_name = \"web-1\"\n"));
+    let e = env_for(&relay.url);
+    (relay, e)
+}
+
+/// A helper (host `web-1`) using the relay at `url`, with the PAM service.
+fn env_for(url: &str) -> TestEnv {
+    let mut e = TestEnv::new(&relay_config(url, "[push]\nhost_name = \"web-1\"\n"));
     e.start_helper();
     e.service(SVC, "");
-    (relay, e)
+    e
 }
 
 /// A login from 203.0.113.7 that the browser answers when the prompt shows
@@ -132,7 +138,8 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
         10,
         "first enrollment shows recovery codes:\n{out}"
     );
-    e.wait_for_log("device enrolled user=\"alice\" device=\"Alice's phone\"");
+    let enrolled = e.wait_for_log("device enrolled user=\"alice\" device=\"Alice's phone\"");
+    assert!(enrolled.contains("protocol=2"), "{enrolled}");
     screen(&mut phone.borrow_mut(), "01-enrolled").unwrap_or_else(|e| panic!("{e}"));
 
     // The key is non-extractable and survives a reload.
@@ -151,6 +158,15 @@ fn enroll_from_the_link_then_approve_deny_and_report_in_the_browser() {
             Some("InvalidAccessError"),
             Some(64)
         ),
+        "{keys}"
+    );
+    assert_eq!(
+        (
+            k["protocol"].as_u64(),
+            k["sealExtractable"].as_bool(),
+            k["sealExported"].as_str()
+        ),
+        (Some(2), Some(false), Some("InvalidAccessError")),
         "{keys}"
     );
     phone.borrow_mut().call(json!({"cmd": "reload"}));
@@ -310,15 +326,28 @@ fn a_login_request_wakes_the_phone_by_web_push() {
     assert_eq!(hint["v"], 1);
     let shown = &seen["pushes"]["notifications"][0];
     assert_eq!(shown["title"], "Sign-in request");
-    assert_eq!(shown["body"], "alice on web-1: open to review and approve.");
+    // The push carried the request sealed to the phone: the notification
+    // says what it is, and the push service saw only ciphertext.
+    assert!(
+        hint["sealed"].as_str().is_some_and(|s| s.len() > 1400),
+        "{hint}"
+    );
+    assert_eq!(
+        shown["body"],
+        "alice → pushmfa-test on web-1 from 203.0.113.7. Open to review and approve."
+    );
     assert_eq!(shown["id"], hint["id"]);
     assert_eq!(seen["tapped"]["how"], "shown");
-    // What the push service saw: ids, no user, host or address.
+    // What the push service saw: ids and a sealed box, no user, host,
+    // service or address in any encoding.
     let payload = got["payload"].as_str().unwrap();
-    assert!(
-        !payload.contains("alice") && !payload.contains("203.0.113.7"),
-        "{payload}"
-    );
+    for needle in ["alice", "web-1", SVC, "203.0.113.7"] {
+        assert_eq!(
+            pushmfa_tests::recorder::reveals(payload.as_bytes(), needle),
+            None,
+            "{payload}"
+        );
+    }
 }
 
 #[test]
@@ -624,4 +653,32 @@ fn chromium_runs_the_apps_hpke_to_the_rfc_9180_vectors_and_the_sealed_vector() {
     assert_eq!(got["opened"], vectors["challenge_encoded"], "{got}");
     assert_eq!(got["resealed"], vectors["sealed_to_device"], "{got}");
     assert_eq!(got["refused"], "sealed message does not open", "{got}");
+}
+
+#[test]
+fn the_relay_learns_no_user_host_service_or_address_from_the_web_app() {
+    // Everything the app, the helper and the relay exchange passes a
+    // recording proxy: the app itself is served through it too.
+    let relay = Relay::start();
+    let proxy = pushmfa_tests::recorder::Recorder::start(&relay.url);
+    let e = env_for(&proxy.url);
+    let phone = Rc::new(RefCell::new(BrowserPhone::start(&[])));
+    phone.borrow_mut().enroll(&e, &proxy.url, "alice", "Phone");
+    let (code, card, _) = login(&e, &phone, 0, "Approve", None);
+    assert_eq!(code, rc::SUCCESS, "{card}");
+    // The phone showed it all after opening the sealed request ...
+    assert_eq!(
+        (&card["user"], &card["host"], &card["from"]),
+        (&json!("alice"), &json!("web-1"), &json!("203.0.113.7"))
+    );
+    // ... and the relay saw none of it.
+    let traffic = proxy.seen();
+    assert!(String::from_utf8_lossy(&traffic).contains("\"sealed\""));
+    for needle in ["alice", "web-1", SVC, "203.0.113.7", "pts/3"] {
+        assert_eq!(
+            pushmfa_tests::recorder::reveals(&traffic, needle),
+            None,
+            "the relay saw {needle:?}"
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod man;
 pub mod pam;
 pub mod push;
+pub mod recorder;
 pub mod sshd;
 pub mod webapp;
 

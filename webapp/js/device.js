@@ -5,24 +5,29 @@
 import * as api from "./api.js";
 import * as wc from "./crypto.js";
 import * as db from "./db.js";
+import * as hpke from "./hpke.js";
 import {
   Decision,
   b64urlDecode,
   b64urlEncode,
   decodeChallenge,
+  encodeAnswer,
   encodeApproval,
-  enrollmentOutcomeMessage,
+  enrollmentOutcomeMessageV2,
   equalBytes,
   parseEnrollLink,
-  registrationMacInput,
+  registrationMacInputV2,
   sanitize,
+  splitChallenge,
 } from "./protocol.js";
+import * as sealed from "./sealed.js";
 
 /** How long a registered phone waits for the host's verdict, in ms. */
 const OUTCOME_WAIT_MS = 120_000;
 
 /** Waits for the host's signed verdict; throws an Error that says why if
- *  the host refused, or if no verdict came. */
+ *  the host refused, or if no verdict came. Returns the host's encryption
+ *  key, which the verdict carries under the host's signature. */
 async function hostAccepted(e, deviceToken, publicKey) {
   const deadline = Date.now() + OUTCOME_WAIT_MS;
   let outcome = null;
@@ -34,26 +39,34 @@ async function hostAccepted(e, deviceToken, publicKey) {
     outcome = await api.enrollmentOutcome(e.relay, e.enrollmentId, deviceToken, Math.min(left, 30));
   }
   const accepted = outcome.accepted === true;
-  let signature;
-  try {
-    signature = b64urlDecode(String(outcome.signature ?? ""));
-  } catch {
-    signature = new Uint8Array(0);
+  const bytes = (value) => {
+    try {
+      return b64urlDecode(String(value ?? ""));
+    } catch {
+      return new Uint8Array(0);
+    }
+  };
+  const hostEncryptionKey = bytes(outcome.host_encryption_key);
+  if (hostEncryptionKey.length !== 65) {
+    throw new Error("The computer's pushmfa is too old for this app (it does not seal requests): nothing was added.");
   }
-  const message = enrollmentOutcomeMessage(e.enrollmentId, publicKey, accepted);
-  const signed = await wc.verify(e.hostKey, message, signature);
+  const message = enrollmentOutcomeMessageV2(e.enrollmentId, publicKey, hostEncryptionKey, accepted);
+  const signed = await wc.verify(e.hostKey, message, bytes(outcome.signature));
   if (!signed) throw new Error("The answer was not signed by the computer: nothing was added.");
   if (!accepted) {
     throw new Error(`The computer refused this phone: ${sanitize(String(outcome.message ?? ""))}`);
   }
+  return hostEncryptionKey;
 }
 
-/** Enrolls: a new non-extractable key, registered through the relay the
- *  link names with a MAC under the link's secret; the account is stored
- *  only once the host accepted it (a verdict signed with the host key, so
- *  a relay cannot make a refused phone believe it is enrolled). (The page's Content-Security-Policy
- *  decides which relays it may reach: only its own origin when the relay
- *  serves the app.) */
+/** Enrolls: a new non-extractable signing key and a non-extractable
+ *  encryption key (protocol 2: requests reach this phone sealed to it),
+ *  registered through the relay the link names with a MAC under the link's
+ *  secret; the account is stored only once the host accepted it (a verdict
+ *  signed with the host key, so a relay cannot make a refused phone believe
+ *  it is enrolled, nor give it an encryption key of its own). (The page's
+ *  Content-Security-Policy decides which relays it may reach: only its own
+ *  origin when the relay serves the app.) */
 export async function enroll(link, deviceName) {
   const e = parseEnrollLink(link);
   const name = sanitize(deviceName.trim());
@@ -62,15 +75,19 @@ export async function enroll(link, deviceName) {
   }
   const keys = await wc.generateDeviceKey();
   const publicKey = await wc.rawPublicKey(keys.publicKey);
+  const sealKeys = await hpke.generateKeyPair();
+  const sealPublic = await wc.rawPublicKey(sealKeys.publicKey);
   const hostId = await wc.sha256(e.hostKey);
-  const mac = await wc.hmacSha256(e.secret, registrationMacInput(e.enrollmentId, hostId, publicKey, name));
+  const macInput = registrationMacInputV2(e.enrollmentId, hostId, publicKey, name, sealPublic, new Uint8Array(0));
+  const mac = await wc.hmacSha256(e.secret, macInput);
   e.secret.fill(0);
   const channel = await api.register(e.relay, e.enrollmentId, {
     public_key: b64urlEncode(publicKey),
     device_name: name,
     mac: b64urlEncode(mac),
+    encryption_key: b64urlEncode(sealPublic),
   });
-  await hostAccepted(e, channel.device_token, publicKey);
+  const hostEncryptionKey = await hostAccepted(e, channel.device_token, publicKey);
   const deviceId = await wc.deviceId(publicKey);
   const account = {
     id: b64urlEncode(deviceId),
@@ -86,6 +103,10 @@ export async function enroll(link, deviceName) {
     deviceName: name,
     deviceId,
     keys,
+    protocol: 2,
+    sealKeys,
+    sealPublic,
+    hostEncryptionKey,
     addedAt: Date.now(),
   };
   await db.accounts.put(account);
@@ -95,8 +116,7 @@ export async function enroll(link, deviceName) {
 /** A pending request whose host signature and fields check out, or an
  *  Error saying why it is not shown. */
 export async function checkRequest(account, item) {
-  const bytes = b64urlDecode(item.challenge);
-  const signature = b64urlDecode(item.signature);
+  const { bytes, signature } = await unseal(account, item);
   if (!(await wc.verify(account.hostKey, bytes, signature))) {
     throw new Error("not signed by the enrolled host: ignored");
   }
@@ -123,14 +143,49 @@ export async function checkRequest(account, item) {
   };
 }
 
-/** Signs and sends the answer. `number` is what the user typed. */
+/** The challenge bytes and the host's signature of a pending item: opened
+ *  with the account's encryption key (protocol 2), or as they came
+ *  (accounts enrolled before it). Neither kind takes the other's. */
+async function unseal(account, item) {
+  const v2 = account.protocol === 2;
+  if (!item.sealed) {
+    if (v2) throw new Error("came unsealed to a phone that takes sealed requests only: ignored");
+    return { bytes: b64urlDecode(item.challenge), signature: b64urlDecode(item.signature) };
+  }
+  if (!v2) throw new Error("came sealed to an account enrolled before sealing: ignored");
+  const plain = await sealed.open(
+    account.sealKeys.privateKey,
+    account.sealPublic,
+    sealed.Direction.toDevice,
+    account.channelId,
+    item.id,
+    b64urlDecode(item.sealed),
+  );
+  const { encoded, signature } = splitChallenge(plain);
+  return { bytes: encoded, signature };
+}
+
+/** Signs and sends the answer. `number` is what the user typed. Sealed to
+ *  the host (protocol 2), so the relay does not learn the decision. */
 export async function answer(request, decision, number) {
-  const message = encodeApproval(request.challenge, decision, number, request.account.deviceId);
-  const signature = await wc.sign(request.account.keys.privateKey, message);
-  await api.answer(request.account, request.id, {
-    response: b64urlEncode(message),
-    signature: b64urlEncode(signature),
-  });
+  const account = request.account;
+  const message = encodeApproval(request.challenge, decision, number, account.deviceId);
+  const signature = await wc.sign(account.keys.privateKey, message);
+  if (account.protocol !== 2) {
+    await api.answer(account, request.id, {
+      response: b64urlEncode(message),
+      signature: b64urlEncode(signature),
+    });
+    return;
+  }
+  const box = await sealed.seal(
+    account.hostEncryptionKey,
+    sealed.Direction.toHost,
+    account.channelId,
+    request.id,
+    encodeAnswer(message, signature),
+  );
+  await api.answer(account, request.id, { sealed: b64urlEncode(box) });
 }
 
 export { Decision };

@@ -48,7 +48,8 @@ function title(a) {
 
 async function boot() {
   if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register("sw.js").catch(() => {
+    // A module worker: it shares the app's modules to open sealed pushes.
+    navigator.serviceWorker.register("sw.js", { type: "module" }).catch(() => {
       // No offline shell (e.g. a private window): the app still works online.
     });
   }

@@ -9,6 +9,9 @@ export const CHALLENGE_TAG = enc.encode("pushmfa-challenge-v1\0");
 export const APPROVAL_TAG = enc.encode("pushmfa-approval-v1\0");
 export const ENROLL_MAC_TAG = enc.encode("pushmfa-enroll-v1\0");
 export const ENROLLMENT_OUTCOME_TAG = enc.encode("pushmfa-enrollment-outcome-v1\0");
+export const ENROLL_MAC_TAG_V2 = enc.encode("pushmfa-enroll-v2\0");
+export const ENROLLMENT_OUTCOME_TAG_V2 = enc.encode("pushmfa-enrollment-outcome-v2\0");
+export const SIGNATURE_LEN = 64;
 export const MAX_FIELD_LEN = 255;
 export const PUBLIC_KEY_LEN = 65;
 export const NO_NUMBER = 0xff;
@@ -161,6 +164,47 @@ export function registrationMacInput(enrollmentId, hostId, publicKey, deviceName
   for (const part of [enc.encode(enrollmentId), hostId, publicKey, enc.encode(deviceName)]) {
     w.u16Prefixed(part);
   }
+  return w.done();
+}
+
+/** Protocol 2's registration MAC input: v1's fields, then the encryption
+ *  key and the passkey (empty when none), each u16-length-prefixed. */
+export function registrationMacInputV2(enrollmentId, hostId, publicKey, deviceName, encryptionKey, passkey) {
+  const w = new Writer();
+  w.bytes(ENROLL_MAC_TAG_V2);
+  for (const part of [enc.encode(enrollmentId), hostId, publicKey, enc.encode(deviceName), encryptionKey, passkey]) {
+    w.u16Prefixed(part);
+  }
+  return w.done();
+}
+
+/** Protocol 2's verdict: v1's, with the host's encryption key after the
+ *  device key (protocol/src/signed.rs, enrollment_outcome_v2). */
+export function enrollmentOutcomeMessageV2(enrollmentId, publicKey, hostEncryptionKey, accepted) {
+  const w = new Writer();
+  w.bytes(ENROLLMENT_OUTCOME_TAG_V2);
+  w.u16Prefixed(enc.encode(enrollmentId));
+  w.u16Prefixed(publicKey);
+  w.u16Prefixed(hostEncryptionKey);
+  w.byte(accepted ? 1 : 0);
+  return w.done();
+}
+
+/** A sealed request's contents (protocol/src/envelope.rs): the encoded
+ *  challenge and the host's signature. */
+export function splitChallenge(plain) {
+  if (plain.length < SIGNATURE_LEN) throw new Error("sealed request: truncated");
+  const at = plain.length - SIGNATURE_LEN;
+  return { encoded: plain.slice(0, at), signature: plain.slice(at) };
+}
+
+/** A sealed answer's contents: u16 length and the approval, then the
+ *  device's signature (no WebAuthn assertion). */
+export function encodeAnswer(approval, signature) {
+  if (signature.length !== SIGNATURE_LEN) throw new Error("signature is not 64 bytes");
+  const w = new Writer();
+  w.u16Prefixed(approval);
+  w.bytes(signature);
   return w.done();
 }
 

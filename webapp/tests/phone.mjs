@@ -169,8 +169,11 @@ const commands = {
   },
   async remove({ account }) {
     page.once("dialog", (d) => d.accept());
-    await page.locator(`li[data-account]`, { hasText: account }).getByRole("button", { name: "Remove" }).click();
-    await page.getByText("Removed ").first().waitFor();
+    const item = page.locator(`li[data-account]`, { hasText: account });
+    await item.getByRole("button", { name: "Remove" }).click();
+    // Done when the list no longer has it (the notice alone can come first).
+    await page.getByText(`Removed ${account}.`).waitFor();
+    await item.waitFor({ state: "detached" });
     return {};
   },
   async layout() {
@@ -302,7 +305,21 @@ const commands = {
           exported = e.name;
         }
         const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, k, new Uint8Array([1]));
+        // Protocol 2: the encryption key must be just as locked in.
+        const s = a.sealKeys?.privateKey;
+        let sealExported = "no key";
+        if (s) {
+          try {
+            await crypto.subtle.exportKey("pkcs8", s);
+            sealExported = "yes";
+          } catch (e) {
+            sealExported = e.name;
+          }
+        }
         out.push({
+          protocol: a.protocol ?? 1,
+          sealExtractable: s?.extractable ?? null,
+          sealExported,
           id: a.id,
           type: k.type,
           extractable: k.extractable,

@@ -57,6 +57,29 @@ test("the registration MAC input and MAC match the vectors", async () => {
   assert.equal(p.hex(await wc.hmacSha256(v("enroll_secret"), input)), vectors.enroll_mac);
 });
 
+test("protocol 2's registration MAC, verdict and answer layout match the Rust side", async () => {
+  const input = p.registrationMacInputV2(
+    vectors.enroll_id,
+    v("host_id"),
+    v("device_public_key"),
+    vectors.enroll_device_name,
+    v("sealed_recipient_public"),
+    new Uint8Array(0),
+  );
+  assert.equal(p.hex(input), vectors.enroll_mac_input_v2);
+  assert.equal(p.hex(await wc.hmacSha256(v("enroll_secret"), input)), vectors.enroll_mac_v2);
+  const verdict = p.enrollmentOutcomeMessageV2(vectors.enroll_id, v("device_public_key"), v("sealed_ephemeral_public"), true);
+  assert.equal(p.hex(verdict), vectors.enroll_outcome_v2_accepted);
+  const answer = p.encodeAnswer(Uint8Array.of(1, 2, 3, 4), new Uint8Array(64).fill(9));
+  assert.equal(p.hex(answer.subarray(0, 6)), "000401020304");
+  assert.equal(answer.length, 2 + 4 + 64);
+  assert.throws(() => p.encodeAnswer(Uint8Array.of(1), new Uint8Array(63)), /64 bytes/);
+  const { encoded, signature } = p.splitChallenge(Uint8Array.from({ length: 70 }, (_, i) => i));
+  assert.equal(encoded.length, 6);
+  assert.equal(signature[0], 6);
+  assert.throws(() => p.splitChallenge(new Uint8Array(63)), /truncated/);
+});
+
 test("the host's enrollment verdict matches the vector; a refusal is another message", async () => {
   const accepted = p.enrollmentOutcomeMessage(vectors.enroll_id, v("device_public_key"), true);
   assert.equal(p.hex(accepted), vectors.enroll_outcome_accepted);

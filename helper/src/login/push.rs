@@ -215,6 +215,11 @@ pub(super) async fn push_step(
         // relay keeps the challenge (answered or not) until it is withdrawn.
         if matches!(waited, Waited::TimedOut) {
             withdraw.disarm();
+        } else {
+            // This login's push is over: free the user's slot before the
+            // client hears the outcome, so a login it starts at once is
+            // not told another one is still waiting for the phone.
+            _slot = None;
         }
         match waited {
             Waited::Accepted(Decision::Approve, device) => {
