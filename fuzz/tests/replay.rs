@@ -155,6 +155,17 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         B64.encode(a.encode()),
         B64.encode([0u8; 64])
     );
+    // Protocol 2: the same calls with sealed bodies and an encryption key.
+    let registration_v2 = format!(
+        r#"{{"public_key":"{key}","device_name":"phone","mac":"{}","encryption_key":"{key}"}}"#,
+        B64.encode([1u8; 32])
+    );
+    let posted_sealed = format!(
+        r#"{{"id":"{}","expires_in":60,"sealed":"{}"}}"#,
+        B64.encode([4u8; 32]),
+        B64.encode(sealed_vector())
+    );
+    let response_sealed = format!(r#"{{"sealed":"{}"}}"#, B64.encode(sealed_vector()));
     let push = format!(
         r#"{{"endpoint":"https://fcm.googleapis.com/fcm/send/x","p256dh":"{key}","auth":"{}"}}"#,
         B64.encode([2u8; 16])
@@ -190,6 +201,21 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("relay_request", "post_challenge", with(2, &posted)),
         ("relay_request", "post_response", with(3, &response)),
         ("relay_request", "put_push", with(4, &push)),
+        (
+            "relay_request",
+            "register_device_v2",
+            with(1, &registration_v2),
+        ),
+        (
+            "relay_request",
+            "post_challenge_sealed",
+            with(2, &posted_sealed),
+        ),
+        (
+            "relay_request",
+            "post_response_sealed",
+            with(3, &response_sealed),
+        ),
         (
             "config_toml",
             "pushmfa",

@@ -872,6 +872,23 @@ fn webapp(rounds: usize) {
         "web app: Approve tapped -> pam_authenticate returned PAM_SUCCESS",
         tap_to_success,
     );
+    let cost = phone.call(json!({"cmd": "sealedCost", "n": 500}));
+    let times = |k: &str| -> Vec<Duration> {
+        cost[k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_f64())
+                    .map(|ms| Duration::from_secs_f64(ms / 1e3))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    stats("web app: open a sealed request (WebCrypto)", times("opens"));
+    stats(
+        "web app: seal an answer to the host (WebCrypto)",
+        times("seals"),
+    );
     let cold = phone.call(json!({"cmd": "first_render", "url": format!("{}/app/", relay.url)}));
     println!(
         "web app cold start, 4x CPU slowdown, 150 ms RTT, 1.6 Mbit/s: first contentful paint {:.0} ms, ready {:.0} ms, {} bytes transferred",
