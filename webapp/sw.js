@@ -98,7 +98,12 @@ self.addEventListener("push", (event) => {
   }
   event.waitUntil(
     (async () => {
-      const about = await describe(hint);
+      // A notification must not wait on storage or crypto: after 5 s it
+      // goes out with what is known (nothing but the request id).
+      const about = await Promise.race([
+        describe(hint),
+        new Promise((resolve) => setTimeout(() => resolve(""), 5000)),
+      ]);
       const rest = about.endsWith(": ") ? "open to review and approve." : "Open to review and approve.";
       await self.registration.showNotification("Sign-in request", {
         body: `${about}${rest}`,

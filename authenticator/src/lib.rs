@@ -258,6 +258,8 @@ pub async fn enroll_protocol(
         device_name: device_name.to_owned(),
         mac: B64.encode(mac),
         encryption_key: seal.as_ref().map(|k| B64.encode(k.public_key())),
+        // A command-line authenticator cannot verify its user.
+        passkey: None,
     };
     let url = format!(
         "{}/v1/enrollments/{}/device",

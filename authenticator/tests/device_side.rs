@@ -46,6 +46,7 @@ async fn open_enrollment(url: &str, host: &EcdsaKeyPair) -> (EnrollmentCreated, 
         host_name: "web-1".into(),
         issuer: "Example".into(),
         account: "alice".into(),
+        user_verification: false,
     };
     (created, uri)
 }

@@ -158,6 +158,25 @@ pub struct Push {
     /// The oldest device protocol accepted: 1 (every device) or 2 (only
     /// devices whose requests travel sealed, which the relay cannot read).
     pub min_protocol: u8,
+    /// Every approval must carry the device's passkey assertion with the
+    /// user verified (screen lock or biometrics), checked by the helper.
+    pub require_user_verification: bool,
+    /// The PAM services that require it even when the above is false.
+    pub user_verification_services: Vec<String>,
+}
+
+impl Push {
+    /// Whether approvals for `service` must be user-verified.
+    pub fn user_verification_for(&self, service: &str) -> bool {
+        self.require_user_verification
+            || self.user_verification_services.iter().any(|s| s == service)
+    }
+
+    /// Whether any service requires user verification (enrollment then
+    /// asks devices for a passkey).
+    pub fn user_verification_anywhere(&self) -> bool {
+        self.require_user_verification || !self.user_verification_services.is_empty()
+    }
 }
 
 /// Placeholders in `push.prompt_text` and `push.info_text`.
@@ -183,6 +202,8 @@ impl Default for Push {
             prompt_text: "Approve on your phone with number {number}, then press Enter (or type a recovery code): ".into(),
             info_text: "Approve on your phone with number {number} (expires in {ttl} s).".into(),
             min_protocol: 1,
+            require_user_verification: false,
+            user_verification_services: Vec::new(),
         }
     }
 }

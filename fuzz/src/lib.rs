@@ -22,6 +22,7 @@ mod relay;
 use pushmfa_protocol::enroll::{EnrollUri, verify_registration_mac};
 use pushmfa_protocol::envelope;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest, Request, Response};
+use pushmfa_protocol::passkey::Passkey;
 use pushmfa_protocol::sealed::{self, Binding, Direction, OpeningKey};
 use pushmfa_protocol::signed::{self, APPROVAL_TAG, Approval, CHALLENGE_TAG, Challenge};
 use pushmfa_protocol::{FrameError, frame};
@@ -224,7 +225,8 @@ fn sealed_recipient() -> &'static OpeningKey {
 /// open for the other, and comes out shorter than any padded size. Then
 /// the same bytes as a plaintext: sealed and opened again, they come back
 /// unchanged (trailing zeros and 0x80 bytes included); and as what travels
-/// inside (`envelope`): an answer that decodes re-encodes to the same bytes.
+/// inside (`envelope`) and as a registered passkey: what decodes re-encodes
+/// to the same bytes.
 pub fn sealed_messages(data: &[u8]) {
     let Some((&kind, body)) = data.split_first() else {
         return;
@@ -251,6 +253,13 @@ pub fn sealed_messages(data: &[u8]) {
         );
     }
     let _ = envelope::split_challenge(body);
+    if let Ok(passkey) = Passkey::decode(body) {
+        assert_eq!(
+            passkey.encode(),
+            body,
+            "a passkey decodes from one encoding only"
+        );
+    }
     match sealed::seal(&key.public_key(), direction, SEALED_BINDING, body) {
         Ok(again) => {
             let plain = key

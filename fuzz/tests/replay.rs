@@ -125,6 +125,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         host_name: "web-1".into(),
         issuer: "pushmfa".into(),
         account: "alice".into(),
+        user_verification: false,
     };
     let begin = Request::Begin(Begin {
         user: "alice".into(),
@@ -322,10 +323,11 @@ proptest! {
     fn enroll_uris_round_trip(relay in "https?://[a-z0-9][a-z0-9.:/%-]{0,29}", id in "[A-Za-z0-9_-]{1,40}", secret: [u8; 32],
                               host_name in text(), account in text()) {
         let uri = EnrollUri { relay, enrollment_id: id, secret, host_key: [4; 65], host_name,
-                              issuer: "pushmfa".into(), account };
+                              issuer: "pushmfa".into(), account, user_verification: secret[0] & 1 == 1 };
         let parsed = EnrollUri::parse(&uri.to_uri()).unwrap();
         prop_assert_eq!(parsed.to_uri(), uri.to_uri());
         prop_assert_eq!(parsed.secret, secret);
+        prop_assert_eq!(parsed.user_verification, uri.user_verification);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct EnrollUri {
     pub host_name: String,
     pub issuer: String,
     pub account: String,
+    /// The host wants approvals verified by the device's screen lock or
+    /// biometrics: a device that can registers a passkey (`uv=1`).
+    pub user_verification: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,7 +117,7 @@ impl EnrollUri {
 
     fn query(&self) -> String {
         format!(
-            "v=1&relay={}&id={}&secret={}&host_key={}&host={}&issuer={}&account={}",
+            "v=1&relay={}&id={}&secret={}&host_key={}&host={}&issuer={}&account={}{}",
             pct_encode(&self.relay),
             pct_encode(&self.enrollment_id),
             B64.encode(self.secret),
@@ -122,6 +125,7 @@ impl EnrollUri {
             pct_encode(&self.host_name),
             pct_encode(&self.issuer),
             pct_encode(&self.account),
+            if self.user_verification { "&uv=1" } else { "" },
         )
     }
     /// Parses either form: `pushmfa://enroll?...` or `<relay>/app/#enroll?...`.
@@ -175,6 +179,7 @@ impl EnrollUri {
             host_name: get("host")?,
             issuer: get("issuer")?,
             account: get("account")?,
+            user_verification: get("uv").is_ok_and(|v| v == "1"),
         })
     }
 }
@@ -323,6 +328,7 @@ mod tests {
             host_name: "web-1".into(),
             issuer: "Example & Co".into(),
             account: "alice@web-1".into(),
+            user_verification: false,
         }
     }
 

@@ -232,6 +232,9 @@ pub struct DeviceInfo {
     /// 1: requests cross the relay readable; 2: sealed to the device.
     #[serde(default = "protocol_1")]
     pub protocol: u8,
+    /// It has a passkey: it can prove its user was verified.
+    #[serde(default)]
+    pub passkey: bool,
 }
 
 fn protocol_1() -> u8 {
@@ -241,9 +244,10 @@ fn protocol_1() -> u8 {
 impl DeviceInfo {
     /// What the device can do, for people: its protocol and what it means.
     pub fn capabilities(&self) -> &'static str {
-        match self.protocol {
-            1 => "protocol 1 (the relay can read its requests)",
-            _ => "protocol 2 (sealed requests)",
+        match (self.protocol, self.passkey) {
+            (1, _) => "protocol 1 (the relay can read its requests)",
+            (_, false) => "protocol 2 (sealed requests)",
+            (_, true) => "protocol 2 (sealed requests, user verification by passkey)",
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct DeviceRegistration {
     /// challenges are sealed to. Absent: a v1 device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<String>,
+    /// Protocol v2 with user verification: the device's passkey
+    /// (protocol::passkey), under the same MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<String>,
 }
 
 /// Answer to the device's registration -> 201.

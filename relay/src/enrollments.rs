@@ -96,6 +96,11 @@ pub(crate) async fn register_device(
     if let Some(key) = &reg.encryption_key {
         b64_field("encryption_key", key, Some(65))?;
     }
+    if let Some(passkey) = &reg.passkey
+        && b64_field("passkey", passkey, None)?.len() > 2048
+    {
+        return Err(err(StatusCode::BAD_REQUEST, "passkey: at most 2048 bytes"));
+    }
     if reg.device_name.is_empty() || reg.device_name.len() > 64 {
         return Err(err(StatusCode::BAD_REQUEST, "device_name: 1 to 64 bytes"));
     }

@@ -170,6 +170,7 @@ async fn long_polls_wake_at_once_on_both_sides() {
         device_name: "phone".into(),
         mac: b64(32, 9),
         encryption_key: None,
+        passkey: None,
     };
     let device: DeviceChannel = r
         .http
@@ -508,6 +509,7 @@ async fn garbage_truncated_and_oversized_bodies_are_rejected() {
             device_name: "p".into(),
             mac: b64(32, 1),
             encryption_key: None,
+            passkey: None,
         })
         .send()
         .await

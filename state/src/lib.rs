@@ -104,6 +104,10 @@ pub struct Device {
     /// challenges are sealed to. Absent: a v1 device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<String>,
+    /// base64url of the device's passkey (protocol::passkey): it can prove
+    /// its user was verified. Absent: it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<String>,
 }
 
 impl Device {

@@ -334,6 +334,7 @@ fn a_key_injected_at_enrollment_is_refused() {
                 device_name: "evil".into(),
                 mac: B64.encode([0u8; 32]),
                 encryption_key: None,
+                passkey: None,
             })
             .send()
             .await
@@ -549,6 +550,7 @@ fn register_with_valid_mac(uri: &str, public_key: &[u8]) -> DeviceChannel {
                 device_name: "odd phone".into(),
                 mac: B64.encode(mac),
                 encryption_key: None,
+                passkey: None,
             })
             .send()
             .await

@@ -6,16 +6,10 @@
 //! another request is refused by the device and shown nowhere. Protocol 1
 //! devices are refused where `push.min_protocol = 2`.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use pushmfa_protocol::envelope;
-use pushmfa_protocol::relay_api::PostChallenge;
-use pushmfa_protocol::sealed::{self, Binding, Direction, OpeningKey};
-use pushmfa_protocol::signed::{self, Challenge, Context, Decision};
+use pushmfa_protocol::signed::{Context, Decision};
 use pushmfa_tests::push::{EnrollRun, Phone, Relay, number_in, relay_config};
 use pushmfa_tests::recorder::{Recorder, reveals};
 use pushmfa_tests::{Answer, TestEnv, rc};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 
 const SVC: &str = "sealedsvc";
 const HOST: &str = "web-secret-7";
@@ -89,115 +83,20 @@ fn the_same_search_finds_them_all_with_protocol_1() {
     }
 }
 
-/// The helper's channel and token for the user's first device, and that
-/// device's encryption key (from the helper's state file).
-fn channel_of(e: &TestEnv) -> (String, String, Vec<u8>) {
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(e.state.join(format!("users/{USER}.json"))).unwrap_or_default(),
-    )
-    .unwrap_or_default();
-    let d = &state["devices"][0];
-    let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
-    let key = B64.decode(s("encryption_key")).unwrap_or_default();
-    (s("channel_id"), s("channel_token"), key)
-}
-
 #[test]
 fn a_tampered_misdirected_or_rebound_request_is_refused_and_shown_nowhere() {
     let relay = Relay::start();
     let e = env(&relay.url, "");
     let phone = Phone::new(&e, "phone");
     phone.enroll(&e, USER);
-    let (channel, token, device_key) = channel_of(&e);
-    assert_eq!(
-        device_key.len(),
-        65,
-        "a protocol 2 device has its key on file"
-    );
-    // The host's own signing key: these requests are signed as the real
-    // host signs, so only the sealing is wrong.
-    let der = std::fs::read(e.state.join("host_key.pk8")).unwrap_or_else(|err| panic!("{err}"));
-    let rng = ring::rand::SystemRandom::new();
-    let host = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
-        .unwrap_or_else(|err| panic!("{err}"));
-    let host_public = ring::signature::KeyPair::public_key(&host)
-        .as_ref()
-        .to_vec();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let stranger = OpeningKey::generate().unwrap_or_else(|err| panic!("{err}"));
-    let cases: [(&str, u8); 5] = [
-        ("to another key", 1),
-        ("tampered", 2),
-        ("bound to another request", 3),
-        ("sealed for the other direction", 4),
-        ("sealed right", 5),
-    ];
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|err| panic!("{err}"));
-    let http = reqwest::Client::new();
-    for (what, n) in cases {
-        let challenge = Challenge {
-            id: [n; 32],
-            host_id: signed::host_id(&host_public),
-            host_name: format!("{HOST}-{n}"),
-            context: Context {
-                user: USER.into(),
-                service: SVC.into(),
-                rhost: RHOST.into(),
-                tty: "ssh".into(),
-            },
-            issued_at: now,
-            expires_at: now + 60,
-        };
-        let encoded = challenge.encode();
-        let sig: [u8; 64] = host
-            .sign(&rng, &encoded)
-            .unwrap_or_else(|err| panic!("{err}"))
-            .as_ref()
-            .try_into()
-            .unwrap_or_else(|err| panic!("{err}"));
-        let plain = envelope::challenge_plaintext(&encoded, &sig);
-        let id = B64.encode(challenge.id);
-        let other_id = B64.encode([n + 100; 32]);
-        let (key, direction, bound_id) = match n {
-            1 => (
-                stranger.public_key().to_vec(),
-                Direction::ToDevice,
-                id.as_str(),
-            ),
-            3 => (device_key.clone(), Direction::ToDevice, other_id.as_str()),
-            4 => (device_key.clone(), Direction::ToHost, id.as_str()),
-            _ => (device_key.clone(), Direction::ToDevice, id.as_str()),
-        };
-        let binding = Binding {
-            channel: &channel,
-            challenge_id: bound_id,
-        };
-        let mut sealed = sealed::seal(&key, direction, binding, &plain)
-            .unwrap_or_else(|err| panic!("{what}: {err}"));
-        if n == 2 {
-            sealed[200] ^= 1;
-        }
-        let body = PostChallenge {
-            id,
-            expires_in: 60,
-            challenge: String::new(),
-            signature: String::new(),
-            sealed: Some(B64.encode(sealed)),
-        };
-        let post = http
-            .post(format!("{}/v1/channels/{channel}/challenges", relay.url))
-            .bearer_auth(&token)
-            .json(&body)
-            .send();
-        let st = rt
-            .block_on(post)
-            .unwrap_or_else(|err| panic!("{err}"))
-            .status();
-        assert_eq!(st, 201, "{what}");
-    }
+    let context = Context {
+        user: USER.into(),
+        service: SVC.into(),
+        rhost: RHOST.into(),
+        tty: "ssh".into(),
+    };
+    pushmfa_tests::forge::post_badly_sealed(&e, &relay.url, HOST, &context);
     let store = pushmfa_authenticator::Store::open(phone.store_path())
         .unwrap_or_else(|err| panic!("{err}"));
     let (shown, refused) = rt

@@ -682,3 +682,176 @@ fn the_relay_learns_no_user_host_service_or_address_from_the_web_app() {
         );
     }
 }
+
+/// A login (prompt mode) whose number the browser approves, that must not
+/// pass: returns what the Approve tap came to, or, with `refused`, the
+/// card's alert once the host refused the answer. Later prompts (the
+/// recovery code) get nothing.
+fn approve_without_success(
+    e: &TestEnv,
+    phone: &Rc<RefCell<BrowserPhone>>,
+    refused: bool,
+) -> serde_json::Value {
+    let p = phone.clone();
+    let result = Rc::new(RefCell::new(json!(null)));
+    let seen = result.clone();
+    let asked = Rc::new(RefCell::new(0));
+    let (code, transcript) = e
+        .pam(SVC, "alice")
+        .rhost("203.0.113.7")
+        .answer(Answer::Reply(Box::new(move |prompt: &str| {
+            *asked.borrow_mut() += 1;
+            if *asked.borrow() > 1 {
+                return String::new();
+            }
+            let n = number_in(prompt);
+            let mut phone = p.borrow_mut();
+            let mut steps = || -> Result<_, String> {
+                let card = phone.try_call(json!({"cmd": "wait_request"}))?;
+                let id = card["id"].as_str().unwrap_or_default().to_owned();
+                phone.try_call(json!({"cmd": "type", "digits": format!("{n:02}")}))?;
+                let pressed = phone.try_call(json!({"cmd": "press", "button": "Approve"}))?;
+                if !refused {
+                    return Ok(pressed);
+                }
+                phone.try_call(
+                    json!({"cmd": "wait_alert", "id": id, "text": "refused the last answer"}),
+                )
+            };
+            *seen.borrow_mut() = steps().unwrap_or_else(|e| json!({ "error": e }));
+            String::new()
+        })))
+        .run();
+    assert_ne!(code, rc::SUCCESS, "{transcript:?}");
+    result.take()
+}
+
+/// `pushmfa devices list --user USER`.
+fn devices_list(e: &TestEnv, user: &str) -> String {
+    let out = std::process::Command::new(pushmfa_tests::bin("pushmfa"))
+        .arg("--socket")
+        .arg(&e.socket)
+        .args(["devices", "list", "--user", user])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn approvals_verified_by_the_phones_screen_lock_are_checked_on_the_host() {
+    // WebAuthn needs a domain, not an address: the app is opened at localhost.
+    let relay = Relay::start();
+    let url = relay.url.replace("127.0.0.1", "localhost");
+    let mut e = TestEnv::new(&relay_config(
+        &url,
+        "[push]\nhost_name = \"web-1\"\nttl_secs = 5\nrequire_user_verification = true\n",
+    ));
+    e.start_helper();
+    e.service(SVC, "");
+    let phone = Rc::new(RefCell::new(BrowserPhone::start(&[])));
+    phone
+        .borrow_mut()
+        .call(json!({"cmd": "authenticator", "verified": true}));
+    phone.borrow_mut().enroll(&e, &url, "alice", "Phone");
+    let made = phone
+        .borrow_mut()
+        .call(json!({"cmd": "authenticator", "verified": true}));
+    assert_eq!(made["credentials"], 1, "no passkey was made: {made}");
+    let listed = devices_list(&e, "alice");
+    assert!(listed.contains("user verification by passkey"), "{listed}");
+
+    // Verified: the host checks the assertion and lets the login in.
+    let (code, card, done) = login(&e, &phone, 0, "Approve", None);
+    assert_eq!(code, rc::SUCCESS, "{card} {done}");
+    e.wait_for_log("outcome=success (method=push device=\"Phone\")");
+
+    // Not verified (no screen lock confirmed): nothing is sent, and the
+    // login does not pass without a factor.
+    phone
+        .borrow_mut()
+        .call(json!({"cmd": "authenticator", "verified": false}));
+    let pressed = approve_without_success(&e, &phone, false);
+    assert_eq!(pressed["status"], "open", "{pressed}");
+    assert!(
+        pressed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("screen lock or fingerprint was not confirmed")),
+        "{pressed}"
+    );
+
+    // An app that lies about the assertion: over other bytes, or without
+    // the user verified. The host refuses each, says why on the card, and
+    // the login does not pass.
+    for (how, why) in [
+        (
+            "other-bytes",
+            "the assertion is over other bytes than this approval",
+        ),
+        ("unverified", "did not verify the user"),
+    ] {
+        phone.borrow_mut().call(json!({"cmd": "reload"}));
+        phone
+            .borrow_mut()
+            .call(json!({"cmd": "authenticator", "verified": how != "unverified"}));
+        phone
+            .borrow_mut()
+            .call(json!({"cmd": "forge_assertions", "how": how}));
+        let refused = approve_without_success(&e, &phone, true);
+        assert!(
+            refused["message"].as_str().is_some_and(|m| m.contains(why)),
+            "{how}: {refused}"
+        );
+        e.wait_for_log(why);
+    }
+
+    // A command-line authenticator cannot verify its user: it is not asked,
+    // and its user is told why.
+    let cli = pushmfa_tests::push::Phone::new(&e, "cli");
+    cli.enroll(&e, "bob");
+    assert!(devices_list(&e, "bob").contains("protocol 2 (sealed requests)"));
+    let (code, transcript) = e
+        .pam(SVC, "bob")
+        .rhost("203.0.113.7")
+        .answer(Answer::Fail)
+        .run();
+    assert_ne!(code, rc::SUCCESS);
+    assert!(
+        transcript
+            .iter()
+            .any(|t| t.contains("must be approved with your phone's screen lock")),
+        "{transcript:?}"
+    );
+    assert!(cli.pending().is_empty(), "the CLI authenticator was asked");
+    e.wait_for_log("push skips device(s) without a passkey of user=\"bob\"");
+}
+
+#[test]
+fn the_app_shows_nothing_of_a_tampered_misdirected_or_rebound_request() {
+    let (relay, e) = setup();
+    let phone = Rc::new(RefCell::new(BrowserPhone::start(&[])));
+    phone.borrow_mut().enroll(&e, &relay.url, "alice", "Phone");
+    let context = pushmfa_protocol::signed::Context {
+        user: "alice".into(),
+        service: SVC.into(),
+        rhost: "203.0.113.7".into(),
+        tty: "pts/3".into(),
+    };
+    pushmfa_tests::forge::post_badly_sealed(&e, &relay.url, "web-x", &context);
+    let mut phone = phone.borrow_mut();
+    let card = phone.call(json!({"cmd": "wait_request"}));
+    assert_eq!(card["host"], "web-x-5", "{card}");
+    // Give the other four every chance to show up: they never do.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let text = phone.call(json!({"cmd": "text"}));
+    let t = text["text"].as_str().unwrap_or_default();
+    for bad in 1..=4 {
+        assert!(!t.contains(&format!("web-x-{bad}")), "{t}");
+    }
+    assert_eq!(
+        t.matches("web-x-").count(),
+        t.matches("web-x-5").count(),
+        "{t}"
+    );
+    let problems = phone.call(json!({"cmd": "problems"}));
+    assert_eq!(problems["problems"], json!([]), "{problems}");
+}

@@ -7,6 +7,7 @@
 //! threads of one process.
 
 pub mod certs;
+pub mod forge;
 pub mod man;
 pub mod pam;
 pub mod push;

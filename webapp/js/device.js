@@ -13,6 +13,7 @@ import {
   decodeChallenge,
   encodeAnswer,
   encodeApproval,
+  encodePasskey,
   enrollmentOutcomeMessageV2,
   equalBytes,
   parseEnrollLink,
@@ -59,6 +60,62 @@ async function hostAccepted(e, deviceToken, publicKey) {
   return hostEncryptionKey;
 }
 
+/** A platform passkey for this account (the host asked for approvals
+ *  verified by the screen lock), or null where the browser has none: the
+ *  account then works for services that do not ask for it. */
+async function createPasskey(e) {
+  const available = await globalThis.PublicKeyCredential?.isUserVerifyingPlatformAuthenticatorAvailable?.().catch(() => false);
+  if (!available) return null;
+  const cred = await navigator.credentials.create({
+    publicKey: {
+      rp: { id: location.hostname, name: "pushmfa" },
+      user: {
+        id: crypto.getRandomValues(new Uint8Array(16)),
+        name: `${sanitize(e.account)}@${sanitize(e.hostName)}`,
+        displayName: `${sanitize(e.account)} on ${sanitize(e.hostName)}`,
+      },
+      challenge: crypto.getRandomValues(new Uint8Array(32)),
+      pubKeyCredParams: [{ type: "public-key", alg: -7 }],
+      authenticatorSelection: { authenticatorAttachment: "platform", userVerification: "required", residentKey: "discouraged" },
+      attestation: "none",
+      timeout: 120_000,
+    },
+  });
+  // ES256's SubjectPublicKeyInfo: a fixed 26-byte header, then the point.
+  const spki = new Uint8Array(cred.response.getPublicKey());
+  if (cred.response.getPublicKeyAlgorithm() !== -7 || spki.length !== 91 || spki[26] !== 4) {
+    throw new Error("This phone made a passkey of a kind the computer cannot check.");
+  }
+  const id = new Uint8Array(cred.rawId);
+  return { id, blob: encodePasskey(location.origin, id, spki.slice(26)) };
+}
+
+/** The passkey's assertion over `message` (the approval): the user proves
+ *  it is them with the screen lock or a fingerprint. */
+async function assertPasskey(account, message) {
+  const challenge = await wc.sha256(message);
+  let got;
+  try {
+    got = await navigator.credentials.get({
+      publicKey: {
+        challenge,
+        rpId: location.hostname,
+        allowCredentials: [{ type: "public-key", id: account.passkeyId }],
+        userVerification: "required",
+        timeout: 60_000,
+      },
+    });
+  } catch {
+    throw new Error("Your screen lock or fingerprint was not confirmed, so nothing was sent. Try again.");
+  }
+  const r = got.response;
+  return {
+    authenticatorData: new Uint8Array(r.authenticatorData),
+    clientDataJSON: new Uint8Array(r.clientDataJSON),
+    signature: new Uint8Array(r.signature),
+  };
+}
+
 /** Enrolls: a new non-extractable signing key and a non-extractable
  *  encryption key (protocol 2: requests reach this phone sealed to it),
  *  registered through the relay the link names with a MAC under the link's
@@ -78,7 +135,8 @@ export async function enroll(link, deviceName) {
   const sealKeys = await hpke.generateKeyPair();
   const sealPublic = await wc.rawPublicKey(sealKeys.publicKey);
   const hostId = await wc.sha256(e.hostKey);
-  const macInput = registrationMacInputV2(e.enrollmentId, hostId, publicKey, name, sealPublic, new Uint8Array(0));
+  const passkey = e.userVerification ? await createPasskey(e) : null;
+  const macInput = registrationMacInputV2(e.enrollmentId, hostId, publicKey, name, sealPublic, passkey?.blob ?? new Uint8Array(0));
   const mac = await wc.hmacSha256(e.secret, macInput);
   e.secret.fill(0);
   const channel = await api.register(e.relay, e.enrollmentId, {
@@ -86,6 +144,7 @@ export async function enroll(link, deviceName) {
     device_name: name,
     mac: b64urlEncode(mac),
     encryption_key: b64urlEncode(sealPublic),
+    ...(passkey ? { passkey: b64urlEncode(passkey.blob) } : {}),
   });
   const hostEncryptionKey = await hostAccepted(e, channel.device_token, publicKey);
   const deviceId = await wc.deviceId(publicKey);
@@ -107,6 +166,7 @@ export async function enroll(link, deviceName) {
     sealKeys,
     sealPublic,
     hostEncryptionKey,
+    passkeyId: passkey?.id ?? null,
     addedAt: Date.now(),
   };
   await db.accounts.put(account);
@@ -170,6 +230,8 @@ async function unseal(account, item) {
 export async function answer(request, decision, number) {
   const account = request.account;
   const message = encodeApproval(request.challenge, decision, number, account.deviceId);
+  // Asked first, while the tap that started it still counts as the user's.
+  const assertion = account.passkeyId ? await assertPasskey(account, message) : null;
   const signature = await wc.sign(account.keys.privateKey, message);
   if (account.protocol !== 2) {
     await api.answer(account, request.id, {
@@ -183,7 +245,7 @@ export async function answer(request, decision, number) {
     sealed.Direction.toHost,
     account.channelId,
     request.id,
-    encodeAnswer(message, signature),
+    encodeAnswer(message, signature, assertion),
   );
   await api.answer(account, request.id, { sealed: b64urlEncode(box) });
 }

@@ -199,12 +199,30 @@ export function splitChallenge(plain) {
 }
 
 /** A sealed answer's contents: u16 length and the approval, then the
- *  device's signature (no WebAuthn assertion). */
-export function encodeAnswer(approval, signature) {
+ *  device's signature, then the passkey assertion when there is one
+ *  (authenticatorData, clientDataJSON, signature, each u16-prefixed). */
+export function encodeAnswer(approval, signature, assertion = null) {
   if (signature.length !== SIGNATURE_LEN) throw new Error("signature is not 64 bytes");
   const w = new Writer();
   w.u16Prefixed(approval);
   w.bytes(signature);
+  if (assertion) {
+    for (const part of [assertion.authenticatorData, assertion.clientDataJSON, assertion.signature]) {
+      if (part.length > 1024) throw new Error("assertion too long");
+      w.u16Prefixed(part);
+    }
+  }
+  return w.done();
+}
+
+/** A passkey as the registration MAC covers it (protocol/src/passkey.rs):
+ *  u16-prefixed origin and credential id, then the 65-byte public key. */
+export function encodePasskey(origin, credentialId, publicKey) {
+  if (publicKey.length !== PUBLIC_KEY_LEN) throw new Error("passkey public key is not 65 bytes");
+  const w = new Writer();
+  w.u16Prefixed(enc.encode(origin));
+  w.u16Prefixed(credentialId);
+  w.bytes(publicKey);
   return w.done();
 }
 
@@ -260,6 +278,8 @@ export function parseEnrollLink(link) {
     hostName: get("host"),
     issuer: get("issuer"),
     account: get("account"),
+    // The host wants approvals verified by the screen lock: make a passkey.
+    userVerification: params.get("uv") === "1",
   };
   // Where the phone will connect: an http(s) URL with a host and nothing a
   // URL parser or a screen could read two ways (protocol/src/enroll.rs).

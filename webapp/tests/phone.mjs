@@ -137,6 +137,8 @@ const staticApp = { relay: "" };
 
 const card = (status = "open") => page.locator(`article.card[data-status="${status}"]`).first();
 
+const authn = { cdp: null, id: null };
+
 const commands = {
   async open({ url }) {
     await page.goto(url);
@@ -303,6 +305,46 @@ const commands = {
       return { opens, seals };
     }, n);
   },
+  async authenticator({ verified = true }) {
+    // A platform authenticator with a screen lock (DevTools' virtual
+    // authenticator: internal transport, user verification), or, once
+    // added, its user verification switched on or off.
+    if (!authn.cdp) {
+      authn.cdp = await context.newCDPSession(page);
+      await authn.cdp.send("WebAuthn.enable");
+      const { authenticatorId } = await authn.cdp.send("WebAuthn.addVirtualAuthenticator", {
+        options: {
+          protocol: "ctap2",
+          ctap2Version: "ctap2_1",
+          transport: "internal",
+          hasResidentKey: true,
+          hasUserVerification: true,
+          isUserVerified: verified,
+          automaticPresenceSimulation: true,
+        },
+      });
+      authn.id = authenticatorId;
+    } else {
+      await authn.cdp.send("WebAuthn.setUserVerified", { authenticatorId: authn.id, isUserVerified: verified });
+    }
+    const { credentials } = await authn.cdp.send("WebAuthn.getCredentials", { authenticatorId: authn.id });
+    return { credentials: credentials.length };
+  },
+  async forge_assertions({ how }) {
+    // Makes the page's passkey calls lie, as a broken or malicious app
+    // would: "other-bytes" signs another challenge than the approval's,
+    // "unverified" lets the authenticator skip the screen lock. The host
+    // must refuse both.
+    await page.evaluate((how) => {
+      const real = navigator.credentials.get.bind(navigator.credentials);
+      navigator.credentials.get = (options) => {
+        if (how === "other-bytes") options.publicKey.challenge = new Uint8Array(32).fill(1);
+        if (how === "unverified") options.publicKey.userVerification = "discouraged";
+        return real(options);
+      };
+    }, how);
+    return {};
+  },
   async reload() {
     await page.reload();
     await page.waitForSelector("main section");
@@ -430,7 +472,8 @@ const commands = {
       .waitForFunction(
         async (n) => (await (await navigator.serviceWorker.ready).getNotifications()).length >= n,
         count,
-        { timeout: Math.max(1000, until - Date.now()) },
+        // Its own time: a push received late must still get its turn.
+        { timeout: Math.max(10_000, until - Date.now()) },
       )
       .catch(() => undefined);
     const notifications = await page.evaluate(async () =>

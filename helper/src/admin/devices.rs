@@ -29,6 +29,7 @@ pub(super) async fn list(
                 name: d.name.clone(),
                 added_at: d.added_at,
                 protocol: d.protocol(),
+                passkey: d.passkey.is_some(),
             })
             .collect(),
     })

@@ -16,6 +16,7 @@ use pushmfa_protocol::enroll::{
     EnrollUri, RegistrationV2, verify_registration_mac, verify_registration_mac_v2,
 };
 use pushmfa_protocol::ipc::{AdminReply, Proof, Response};
+use pushmfa_protocol::passkey::{self, Passkey};
 use pushmfa_protocol::relay_api::{DeviceRegistration, EnrollmentCreated, EnrollmentOutcome};
 use pushmfa_protocol::signed;
 use pushmfa_state::Device;
@@ -53,6 +54,7 @@ pub(super) async fn run(
             host_name: ctx.host_name(),
             issuer: ctx.cfg.enrollment.issuer.clone(),
             account: user.to_string(),
+            user_verification: ctx.cfg.push.user_verification_anywhere(),
         }
         .to_uri(),
     );
@@ -113,6 +115,7 @@ pub(super) async fn run(
         channel_token: result.helper_token.clone(),
         added_at: ctx.clock.now_unix(),
         encryption_key: reg.encryption_key.clone(),
+        passkey: reg.passkey.clone(),
     };
     let protocol = device.protocol();
     let device_id = device.id.clone();
@@ -181,12 +184,16 @@ fn check_registration(
         .encryption_key
         .as_deref()
         .map(|k| B64.decode(k).unwrap_or_default());
+    let passkey = reg
+        .passkey
+        .as_deref()
+        .map(|p| B64.decode(p).unwrap_or_default());
     let mac_ok = public.len() == signed::PUBLIC_KEY_LEN
         && match &encryption_key {
             Some(key) => {
                 let v2 = RegistrationV2 {
                     encryption_key: key,
-                    passkey: &[],
+                    passkey: passkey.as_deref().unwrap_or_default(),
                 };
                 verify_registration_mac_v2(secret, enrollment_id, host_id, public, name, v2, &mac)
             }
@@ -217,6 +224,9 @@ fn check_registration(
             device: "this phone's encryption key is not a valid P-256 public key; nothing was enrolled",
         });
     }
+    if let Some(bytes) = &passkey {
+        check_passkey(ctx, bytes, encryption_key.is_some())?;
+    }
     if !signed::valid_public_key(public) {
         return Err(Refusal {
             log: "the device's public key is not a point on P-256",
@@ -226,6 +236,45 @@ fn check_registration(
         });
     }
     Ok(())
+}
+
+/// A registered passkey must come with protocol 2, parse, carry a P-256
+/// key, and have been made on the web app this host sends phones to.
+fn check_passkey(ctx: &Ctx, bytes: &[u8], v2: bool) -> Result<(), Refusal> {
+    let refuse = |log, user, device| Err(Refusal { log, user, device });
+    let Ok(passkey) = Passkey::decode(bytes) else {
+        return refuse(
+            "the device's passkey is malformed",
+            "the device sent a malformed passkey; nothing was enrolled",
+            "this phone's passkey could not be read; nothing was enrolled",
+        );
+    };
+    if !v2 || !signed::valid_public_key(&passkey.public_key) {
+        return refuse(
+            "the device's passkey key is not a P-256 point, or came without protocol 2",
+            "the device sent a passkey this computer cannot use; nothing was enrolled",
+            "this phone's passkey cannot be used by the computer; nothing was enrolled",
+        );
+    }
+    if !app_origins(&ctx.cfg.backend).contains(&passkey.origin) {
+        return refuse(
+            "the device's passkey was made on another web app origin than this host's app_url or relay",
+            "the device's passkey was made on another site than this computer's web app; nothing was enrolled",
+            "this passkey belongs to another site; open the enrollment link from the computer again",
+        );
+    }
+    Ok(())
+}
+
+/// The origins of the web app this host's enrollment links open: `app_url`,
+/// else each relay's own.
+fn app_origins(backend: &pushmfa_config::Backend) -> Vec<String> {
+    let urls: Vec<&str> = if backend.app_url.is_empty() {
+        backend.url.0.iter().map(String::as_str).collect()
+    } else {
+        vec![backend.app_url.as_str()]
+    };
+    urls.into_iter().filter_map(passkey::origin_of).collect()
 }
 
 /// Posts the host-signed verdict for the device to wait on. Best effort:
@@ -274,5 +323,26 @@ async fn tell_device(
             "could not tell the device the enrollment outcome: error={}",
             Q(&e.to_string())
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passkeys_are_accepted_from_the_app_this_host_links_to() {
+        let mut b = pushmfa_config::Backend::default();
+        b.url.0 = vec![
+            "https://r1.example.org".into(),
+            "https://r2.example.org:8443/".into(),
+        ];
+        assert_eq!(
+            app_origins(&b),
+            ["https://r1.example.org", "https://r2.example.org:8443"]
+        );
+        // With an app of the administrator's own, only its origin.
+        b.app_url = "https://app.example.org/pushmfa/".into();
+        assert_eq!(app_origins(&b), ["https://app.example.org"]);
     }
 }

@@ -32,6 +32,7 @@ pub const MSG_NO_ANSWER: &str = "No answer from your phone.";
 pub const MSG_UNREACHABLE: &str = "Your phone cannot be reached right now.";
 pub const MSG_DENIED: &str = "Denied on your phone.";
 pub const MSG_WRONG_NUMBER: &str = "The number entered on the phone did not match.";
+pub const MSG_NEEDS_VERIFICATION: &str = "This sign-in must be approved with your phone's screen lock or fingerprint, and none of your devices can do that (a command-line authenticator cannot). Enroll the web app on a phone with a screen lock.";
 
 /// `prompt` for a service configured so, or when there is a remote host
 /// (OpenSSH shows info text only with the next prompt); `wait` otherwise.
@@ -92,6 +93,27 @@ pub(super) async fn push_step(
             names.join(", "),
             cfg.min_protocol
         ));
+    }
+    // Where approvals must be user-verified, only devices with a passkey
+    // are asked; a user whose devices all lack one is told why.
+    let needs_uv = cfg.user_verification_for(&conv.begin.service);
+    let (allowed, unverifiable): (Vec<_>, Vec<_>) = allowed
+        .into_iter()
+        .partition(|d| !needs_uv || d.passkey.is_some());
+    if !unverifiable.is_empty() {
+        let names: Vec<String> = unverifiable
+            .iter()
+            .map(|d| Q(&d.name).to_string())
+            .collect();
+        ctx.log.warning(&format!(
+            "push skips device(s) without a passkey of user={} service={}: {} (user verification is required; enroll the web app with a screen lock)",
+            Q(&conv.begin.user),
+            Q(&conv.begin.service),
+            names.join(", "),
+        ));
+        if allowed.is_empty() {
+            return Ok(PushEnd::FallBack(MSG_NEEDS_VERIFICATION.into()));
+        }
     }
     let devices = &allowed;
     // Users without devices (unknown, unenrolled, codes only) get the same
@@ -183,6 +205,7 @@ pub(super) async fn push_step(
                 return Ok(PushEnd::Decided);
             }
         };
+        issued.user_verification = needs_uv;
         let (tx, mut rx) = mpsc::channel(16);
         let mut pollers = JoinSet::new();
         // Taken back on every exit (client gone, code typed, decided).
@@ -455,6 +478,7 @@ mod tests {
             number: 7,
             deadline: Instant::now(),
             consumed: false,
+            user_verification: false,
         };
         let t = render(
             "{host}: {user} via {service} from {rhost}: {number} ({ttl} s) {{literal}}",

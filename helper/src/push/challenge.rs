@@ -5,6 +5,8 @@
 use crate::ctx::Ctx;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use pushmfa_protocol::envelope::Assertion;
+use pushmfa_protocol::passkey::PasskeyError;
 use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
 use pushmfa_protocol::signed::{Context, MAX_FIELD_LEN};
 use pushmfa_protocol::text::sanitize;
@@ -19,10 +21,21 @@ pub struct Issued {
     /// Monotonic: wall-clock jumps neither extend nor cut the validity.
     pub deadline: Instant,
     pub consumed: bool,
+    /// Answers must carry a passkey assertion with the user verified.
+    pub user_verification: bool,
+}
+
+/// An answer as it arrived: the encoded approval and the device's
+/// signature, whether it came sealed, and its passkey assertion if any.
+pub struct Received {
+    pub approval: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub sealed: bool,
+    pub assertion: Option<Assertion>,
 }
 
 /// Why an answer was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejected {
     Malformed,
     UnknownChallenge,
@@ -33,10 +46,19 @@ pub enum Rejected {
     BadSignature,
     WrongNumber,
     NotSealed,
+    NoPasskey,
+    UserNotVerified(PasskeyError),
 }
 
 impl Rejected {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> String {
+        match self {
+            Rejected::UserNotVerified(e) => format!("user verification failed: {e}"),
+            other => other.reason().to_owned(),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
         match self {
             Rejected::Malformed => "malformed answer",
             Rejected::UnknownChallenge => "answer to another challenge",
@@ -49,6 +71,10 @@ impl Rejected {
             Rejected::BadSignature => "signature does not verify with the enrolled device key",
             Rejected::WrongNumber => "wrong number",
             Rejected::NotSealed => "a protocol 2 device's answer must come sealed",
+            Rejected::NoPasskey => {
+                "this sign-in needs user verification, and the answer carries no passkey assertion"
+            }
+            Rejected::UserNotVerified(_) => "user verification failed",
         }
     }
 }
@@ -69,11 +95,10 @@ pub struct Accepted {
 pub fn check_answer(
     issued: &mut Issued,
     devices: &[Device],
-    response: &[u8],
-    signature: &[u8],
-    sealed: bool,
+    got: &Received,
     now: Instant,
 ) -> Result<Accepted, Rejected> {
+    let (response, signature) = (&got.approval[..], &got.signature[..]);
     let a = Approval::decode(response).map_err(|_| Rejected::Malformed)?;
     if a.challenge_id != issued.challenge.id {
         return Err(Rejected::UnknownChallenge);
@@ -99,8 +124,15 @@ pub fn check_answer(
         .ok_or(Rejected::UnknownDevice)?;
     // Its answer in clear would let the relay read it (and learn the
     // decision): a protocol 2 device never sends one.
-    if device.protocol() >= 2 && !sealed {
+    if device.protocol() >= 2 && !got.sealed {
         return Err(Rejected::NotSealed);
+    }
+    if issued.user_verification {
+        use super::verify_user::{Unverified, user_verified};
+        user_verified(device, response, got.assertion.as_ref()).map_err(|e| match e {
+            Unverified::NoPasskey => Rejected::NoPasskey,
+            Unverified::Failed(why) => Rejected::UserNotVerified(why),
+        })?;
     }
     let number_ok = match (a.decision, a.number) {
         (Decision::Approve, Some(n)) => bool::from([n].ct_eq(&[issued.number])),
@@ -165,12 +197,22 @@ pub fn issue(ctx: &Ctx, context: Context, ttl: u32) -> Result<Issued, String> {
         number: random_number(),
         deadline: Instant::now() + Duration::from_secs(u64::from(ttl)),
         consumed: false,
+        user_verification: false,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn got(approval: &[u8], signature: &[u8], sealed: bool) -> Received {
+        Received {
+            approval: approval.to_vec(),
+            signature: signature.to_vec(),
+            sealed,
+            assertion: None,
+        }
+    }
     use pushmfa_protocol::signed::Context;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -203,6 +245,7 @@ mod tests {
                 channel_token: "t".into(),
                 added_at: 0,
                 encryption_key: None,
+                passkey: None,
             }
         }
         fn sign(&self, a: &Approval) -> (Vec<u8>, Vec<u8>) {
@@ -233,6 +276,7 @@ mod tests {
             number: 47,
             deadline: now + Duration::from_secs(60),
             consumed: false,
+            user_verification: false,
         }
     }
 
@@ -246,11 +290,24 @@ mod tests {
         let mut iss = issued(now);
         let (msg, sig) = phone.sign(&phone.answer(&iss.challenge, Decision::Approve, Some(47)));
         assert_eq!(
-            check_answer(&mut iss, &devices, &msg, &sig, false, now),
+            check_answer(&mut iss, &devices, &got(&msg, &sig, false), now),
             Err(Rejected::NotSealed)
         );
         assert!(!iss.consumed, "a refused clear answer uses nothing up");
-        assert!(check_answer(&mut iss, &devices, &msg, &sig, true, now).is_ok());
+        assert!(check_answer(&mut iss, &devices, &got(&msg, &sig, true), now).is_ok());
+    }
+
+    #[test]
+    fn where_verification_is_required_no_assertion_is_refused_unused() {
+        let now = Instant::now();
+        let phone = Phone::new();
+        let mut iss = issued(now);
+        iss.user_verification = true;
+        let (msg, sig) = phone.sign(&phone.answer(&iss.challenge, Decision::Approve, Some(47)));
+        let devices = [phone.device("phone")];
+        let refused = check_answer(&mut iss, &devices, &got(&msg, &sig, false), now);
+        assert_eq!(refused, Err(Rejected::NoPasskey));
+        assert!(!iss.consumed, "a refused answer uses nothing up");
     }
 
     #[test]
@@ -260,10 +317,10 @@ mod tests {
         let devices = [phone.device("phone")];
         let mut iss = issued(now);
         let (msg, sig) = phone.sign(&phone.answer(&iss.challenge, Decision::Approve, Some(47)));
-        let ok = check_answer(&mut iss, &devices, &msg, &sig, false, now).unwrap();
+        let ok = check_answer(&mut iss, &devices, &got(&msg, &sig, false), now).unwrap();
         assert_eq!(ok.decision, Decision::Approve);
         assert_eq!(
-            check_answer(&mut iss, &devices, &msg, &sig, false, now),
+            check_answer(&mut iss, &devices, &got(&msg, &sig, false), now),
             Err(Rejected::Consumed)
         );
     }
@@ -280,7 +337,7 @@ mod tests {
             let mut iss = issued(now);
             let (m, s) = signer.sign(a);
             (
-                check_answer(&mut iss, &devices, &m, &s, false, at),
+                check_answer(&mut iss, &devices, &got(&m, &s, false), at),
                 iss.consumed,
             )
         };
@@ -375,11 +432,11 @@ mod tests {
         let (m, _) = phone.sign(&good);
         let (_, s2) = phone.sign(&wrong_user);
         assert_eq!(
-            check_answer(&mut iss, &devices, &m, &s2, false, now),
+            check_answer(&mut iss, &devices, &got(&m, &s2, false), now),
             Err(Rejected::BadSignature)
         );
         assert_eq!(
-            check_answer(&mut iss, &devices, b"junk", &s2, false, now),
+            check_answer(&mut iss, &devices, &got(b"junk", &s2, false), now),
             Err(Rejected::Malformed)
         );
         // The wrong number from the real device uses the challenge up.
@@ -404,7 +461,7 @@ mod tests {
             let mut iss = issued(now);
             let (m, s) = phone.sign(&phone.answer(&iss.challenge, d, None));
             assert_eq!(
-                check_answer(&mut iss, &devices, &m, &s, false, now)
+                check_answer(&mut iss, &devices, &got(&m, &s, false), now)
                     .unwrap()
                     .decision,
                 d

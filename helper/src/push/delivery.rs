@@ -2,7 +2,7 @@
 //! channel, long-poll for the answers, verify them as they arrive, and take
 //! the challenge back when nobody waits for it any more.
 
-use super::challenge::{Issued, Rejected, check_answer};
+use super::challenge::{Issued, Received, Rejected, check_answer};
 use crate::ctx::Ctx;
 use crate::log::Logger;
 use crate::log::Q;
@@ -194,17 +194,17 @@ fn body_for(
     Ok(body)
 }
 
-/// The approval and its signature in `answer`, opened if it came sealed
-/// (the flag says whether it did).
-fn unpack(
-    ctx: &Ctx,
-    issued: &Issued,
-    answer: &Answer,
-) -> Result<(Vec<u8>, Vec<u8>, bool), &'static str> {
+/// What `answer` carries, opened if it came sealed.
+fn unpack(ctx: &Ctx, issued: &Issued, answer: &Answer) -> Result<Received, &'static str> {
     let r = &answer.response;
     let Some(sealed) = &r.sealed else {
         return match (B64.decode(&r.response), B64.decode(&r.signature)) {
-            (Ok(approval), Ok(signature)) => Ok((approval, signature, false)),
+            (Ok(approval), Ok(signature)) => Ok(Received {
+                approval,
+                signature,
+                sealed: false,
+                assertion: None,
+            }),
             _ => Err("the answer is not base64url"),
         };
     };
@@ -222,7 +222,12 @@ fn unpack(
         .open(Direction::ToHost, binding, &sealed)
         .map_err(|_| "the sealed answer does not open with this host's key")?;
     let a = envelope::Answer::decode(&plain).map_err(|_| "the sealed answer is malformed")?;
-    Ok((a.approval, a.signature.to_vec(), true))
+    Ok(Received {
+        approval: a.approval,
+        signature: a.signature.to_vec(),
+        sealed: true,
+        assertion: a.assertion,
+    })
 }
 
 /// Takes a challenge back from every device's channel when the login step
@@ -315,7 +320,7 @@ pub async fn await_answer(
             }
             Err(_) => return Waited::TimedOut,
         };
-        let (response, signature, sealed) = match unpack(ctx, issued, &msg) {
+        let received = match unpack(ctx, issued, &msg) {
             Ok(unpacked) => unpacked,
             Err(why) => {
                 ctx.log.error(&format!(
@@ -327,14 +332,7 @@ pub async fn await_answer(
                 continue;
             }
         };
-        match check_answer(
-            issued,
-            devices,
-            &response,
-            &signature,
-            sealed,
-            Instant::now(),
-        ) {
+        match check_answer(issued, devices, &received, Instant::now()) {
             Ok(a) => return Waited::Accepted(a.decision, a.device),
             Err(Rejected::WrongNumber) => {
                 return Waited::WrongNumber("?".into());
@@ -346,7 +344,7 @@ pub async fn await_answer(
                     Q(service),
                     why.as_str()
                 ));
-                reopen(ctx, issued, &msg, why.as_str()).await;
+                reopen(ctx, issued, &msg, &why.as_str()).await;
             }
         }
     }

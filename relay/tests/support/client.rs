@@ -44,6 +44,7 @@ pub async fn enroll_slot(
         device_name: "phone".into(),
         mac: b64(32, 9),
         encryption_key: None,
+        passkey: None,
     };
     let id = &created.enrollment_id;
     let device: DeviceChannel = http

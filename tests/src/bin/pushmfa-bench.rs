@@ -493,6 +493,7 @@ async fn set_up_channels(
                 device_name: "load".into(),
                 mac: B64.encode([1u8; 32]),
                 encryption_key: None,
+                passkey: None,
             };
             let d: DeviceChannel = client
                 .post(format!("{url}/v1/enrollments/{}/device", c.enrollment_id))
@@ -700,6 +701,52 @@ fn sealed_cost(n: usize) {
     }
     stats("seal a challenge to a device (host)", seals);
     stats("open a device's answer (host)", opens);
+    // User verification: the passkey assertion check (ECDSA with ring).
+    use pushmfa_protocol::envelope::Assertion;
+    use pushmfa_protocol::passkey::Passkey;
+    use ring::digest::{SHA256, digest};
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let passkey = Passkey {
+        origin: "https://relay.example.org".into(),
+        credential_id: vec![7; 16],
+        public_key: key
+            .public_key()
+            .as_ref()
+            .try_into()
+            .unwrap_or_else(|e| panic!("{e}")),
+    };
+    let mut auth = digest(&SHA256, b"relay.example.org").as_ref().to_vec();
+    auth.extend_from_slice(&[0x05, 0, 0, 0, 1]);
+    let client = serde_json::to_vec(&serde_json::json!({
+        "type": "webauthn.get",
+        "challenge": B64.encode(digest(&SHA256, &answer)),
+        "origin": "https://relay.example.org",
+    }))
+    .unwrap_or_default();
+    let signed = [auth.as_slice(), digest(&SHA256, &client).as_ref()].concat();
+    let assertion = Assertion {
+        signature: key
+            .sign(&rng, &signed)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .as_ref()
+            .to_vec(),
+        authenticator_data: auth,
+        client_data_json: client,
+    };
+    let mut checks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        passkey
+            .verify(&answer, &assertion)
+            .unwrap_or_else(|e| panic!("{e}"));
+        checks.push(t.elapsed());
+    }
+    stats("check a passkey assertion (host)", checks);
 }
 
 /// One login at a time: a device long-polls the first instance, a host
