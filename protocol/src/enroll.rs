@@ -202,7 +202,7 @@ fn mac_input(
 }
 
 /// `tag`, then each part with its u16 big-endian length in front.
-fn length_prefixed(tag: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn length_prefixed(tag: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut m = Vec::with_capacity(tag.len() + parts.iter().map(|p| p.len() + 2).sum::<usize>());
     m.extend_from_slice(tag);
     for part in parts {
@@ -213,6 +213,20 @@ fn length_prefixed(tag: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         m.extend_from_slice(part);
     }
     m
+}
+
+/// HMAC-SHA256 of `input` under the enrollment secret.
+fn mac_of(secret: &[u8; 32], input: &[u8]) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hmac::sign(&key, input).as_ref());
+    out
+}
+
+/// Whether `mac` is that HMAC, compared in constant time.
+fn mac_matches(secret: &[u8; 32], input: &[u8], mac: &[u8]) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hmac::verify(&key, input, mac).is_ok()
 }
 
 /// What a v2 registration adds to the v1 one, all under its MAC.
@@ -255,11 +269,10 @@ pub fn registration_mac_v2(
     device_name: &str,
     v2: RegistrationV2<'_>,
 ) -> [u8; 32] {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let input = mac_input_v2(enrollment_id, host_id, public_key, device_name, v2);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(hmac::sign(&key, &input).as_ref());
-    out
+    mac_of(
+        secret,
+        &mac_input_v2(enrollment_id, host_id, public_key, device_name, v2),
+    )
 }
 
 /// Checks a v2 registration MAC in constant time.
@@ -272,9 +285,8 @@ pub fn verify_registration_mac_v2(
     v2: RegistrationV2<'_>,
     mac: &[u8],
 ) -> bool {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
     let input = mac_input_v2(enrollment_id, host_id, public_key, device_name, v2);
-    hmac::verify(&key, &input, mac).is_ok()
+    mac_matches(secret, &input, mac)
 }
 
 /// HMAC-SHA256 under the enrollment secret over tag, enrollment id, host id,
@@ -286,14 +298,10 @@ pub fn registration_mac(
     public_key: &[u8],
     device_name: &str,
 ) -> [u8; 32] {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let tag = hmac::sign(
-        &key,
+    mac_of(
+        secret,
         &mac_input(enrollment_id, host_id, public_key, device_name),
-    );
-    let mut out = [0u8; 32];
-    out.copy_from_slice(tag.as_ref());
-    out
+    )
 }
 
 /// Checks a registration MAC in constant time.
@@ -305,13 +313,8 @@ pub fn verify_registration_mac(
     device_name: &str,
     mac: &[u8],
 ) -> bool {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    hmac::verify(
-        &key,
-        &mac_input(enrollment_id, host_id, public_key, device_name),
-        mac,
-    )
-    .is_ok()
+    let input = mac_input(enrollment_id, host_id, public_key, device_name);
+    mac_matches(secret, &input, mac)
 }
 
 #[cfg(test)]

@@ -115,10 +115,11 @@ fn put(
     Ok(())
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads u16-length-prefixed parts off the front of a byte string.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], EnvelopeError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], EnvelopeError> {
         if self.0.len() < n {
             return Err(EnvelopeError::Truncated);
         }
@@ -127,7 +128,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn prefixed(&mut self, name: &'static str, max: usize) -> Result<&'a [u8], EnvelopeError> {
+    pub(crate) fn prefixed(
+        &mut self,
+        name: &'static str,
+        max: usize,
+    ) -> Result<&'a [u8], EnvelopeError> {
         let len = self.take(2)?;
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
         if len > max {

@@ -10,7 +10,7 @@
 //! challenge SHA-256(approval bytes), and its ECDSA signature over
 //! authenticatorData || SHA-256(clientDataJSON) verifies with the key.
 
-use crate::envelope::Assertion;
+use crate::envelope::{Assertion, Reader};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::digest::{SHA256, digest};
@@ -69,21 +69,15 @@ impl Passkey {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Passkey, PasskeyError> {
-        let mut rest = bytes;
-        let mut take = |max: usize| -> Result<Vec<u8>, PasskeyError> {
-            let (len, tail) = rest.split_at_checked(2).ok_or(PasskeyError::Malformed)?;
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            if len > max {
-                return Err(PasskeyError::Malformed);
-            }
-            let (part, tail) = tail.split_at_checked(len).ok_or(PasskeyError::Malformed)?;
-            rest = tail;
-            Ok(part.to_vec())
-        };
-        let origin =
-            String::from_utf8(take(MAX_ORIGIN_LEN)?).map_err(|_| PasskeyError::Malformed)?;
-        let credential_id = take(MAX_CREDENTIAL_ID_LEN)?;
-        let public_key: [u8; 65] = rest.try_into().map_err(|_| PasskeyError::Malformed)?;
+        let mut r = Reader(bytes);
+        let malformed = |_| PasskeyError::Malformed;
+        let origin = r.prefixed("origin", MAX_ORIGIN_LEN).map_err(malformed)?;
+        let origin = String::from_utf8(origin.to_vec()).map_err(|_| PasskeyError::Malformed)?;
+        let credential_id = r
+            .prefixed("credential id", MAX_CREDENTIAL_ID_LEN)
+            .map_err(malformed)?
+            .to_vec();
+        let public_key: [u8; 65] = r.0.try_into().map_err(|_| PasskeyError::Malformed)?;
         if rp_id(&origin).is_none() || credential_id.is_empty() {
             return Err(PasskeyError::Malformed);
         }

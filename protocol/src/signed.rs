@@ -167,13 +167,7 @@ pub fn enrollment_outcome_v2(
 }
 
 fn outcome_message(tag: &[u8], parts: &[&[u8]], accepted: bool) -> Vec<u8> {
-    let mut m = Vec::with_capacity(160);
-    m.extend_from_slice(tag);
-    for part in parts {
-        let part = &part[..part.len().min(usize::from(u16::MAX))];
-        m.extend_from_slice(&(part.len() as u16).to_be_bytes());
-        m.extend_from_slice(part);
-    }
+    let mut m = crate::enroll::length_prefixed(tag, parts);
     m.push(u8::from(accepted));
     m
 }

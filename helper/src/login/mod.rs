@@ -10,6 +10,7 @@
 
 mod codes;
 mod conversation;
+mod devices;
 mod push;
 
 use crate::conn::Conn;

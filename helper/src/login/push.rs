@@ -12,7 +12,7 @@ use crate::user_state;
 use pushmfa_config::{FailMode, PushMode};
 use pushmfa_protocol::ipc::Outcome;
 use pushmfa_protocol::signed::{Context, Decision};
-use pushmfa_state::UserState;
+use pushmfa_state::{Device, UserState};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -78,44 +78,19 @@ pub(super) async fn push_step(
     // it (not through `conv`) avoids cloning it on every login.
     let ctx = conv.ctx;
     let cfg = &ctx.cfg.push;
-    // Devices older than `push.min_protocol` are not asked (their requests
-    // would cross the relay readable); the log says so, the prompt not.
-    let (allowed, too_old): (Vec<_>, Vec<_>) = state
-        .devices
-        .iter()
-        .cloned()
-        .partition(|d| d.protocol() >= cfg.min_protocol);
-    if !too_old.is_empty() {
-        let names: Vec<String> = too_old.iter().map(|d| Q(&d.name).to_string()).collect();
-        ctx.log.warning(&format!(
-            "push skips protocol 1 device(s) of user={}: {} (push.min_protocol = {}; enroll them again with a current app)",
-            Q(&conv.begin.user),
-            names.join(", "),
-            cfg.min_protocol
-        ));
-    }
-    // Where approvals must be user-verified, only devices with a passkey
-    // are asked; a user whose devices all lack one is told why.
     let needs_uv = cfg.user_verification_for(&conv.begin.service);
-    let (allowed, unverifiable): (Vec<_>, Vec<_>) = allowed
-        .into_iter()
-        .partition(|d| !needs_uv || d.passkey.is_some());
-    if !unverifiable.is_empty() {
-        let names: Vec<String> = unverifiable
+    let askable = super::devices::askable(conv, &state.devices, needs_uv);
+    if needs_uv
+        && askable.is_empty()
+        && state
+            .devices
             .iter()
-            .map(|d| Q(&d.name).to_string())
-            .collect();
-        ctx.log.warning(&format!(
-            "push skips device(s) without a passkey of user={} service={}: {} (user verification is required; enroll the web app with a screen lock)",
-            Q(&conv.begin.user),
-            Q(&conv.begin.service),
-            names.join(", "),
-        ));
-        if allowed.is_empty() {
-            return Ok(PushEnd::FallBack(MSG_NEEDS_VERIFICATION.into()));
-        }
+            .any(|d| d.protocol() >= cfg.min_protocol)
+    {
+        // Devices, but none that can verify its user: say why.
+        return Ok(PushEnd::FallBack(MSG_NEEDS_VERIFICATION.into()));
     }
-    let devices = &allowed;
+    let devices: &[Device] = &askable;
     // Users without devices (unknown, unenrolled, codes only) get the same
     // prompt with a decoy number and no push, so prompts reveal nothing.
     let decoy = devices.is_empty();
