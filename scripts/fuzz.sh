@@ -13,7 +13,7 @@ secs=${1:-15}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(signed_messages ipc_frame enroll_uri relay_request config_toml recovery_code state_file sealed_messages)
+  targets=(signed_messages ipc_frame enroll_uri relay_request config_toml recovery_code state_file sealed_messages offline_request)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz" >&2

@@ -55,6 +55,21 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Approve a sign-in with no network: check a request copied from the
+    /// login prompt (PUSHMFA-OFFLINE:...) and print the 8-digit code to
+    /// type there.
+    ///
+    /// The request is the argument, or read from standard input up to an
+    /// empty line (a paste across wrapped lines is fine). It must be signed
+    /// by a computer this authenticator is enrolled with. Then it asks
+    /// before it shows the code, unless --yes.
+    Offline {
+        /// The request text; read from standard input when absent.
+        request: Option<String>,
+        /// Approve without asking (scripts, tests).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Answer every request that arrives, until interrupted (demos, tests).
     ///
     /// A real phone asks the user for the number each time; a watcher that

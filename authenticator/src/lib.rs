@@ -11,11 +11,13 @@
 )]
 
 pub mod args;
+pub mod offline;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::enroll::{EnrollUri, RegistrationV2, registration_mac, registration_mac_v2};
 use pushmfa_protocol::envelope;
+use pushmfa_protocol::offline::derive_key as derive_offline_key;
 use pushmfa_protocol::relay_api::{
     ChallengeResponse, DeviceChannel, DeviceRegistration, EnrollmentOutcome, PendingChallenge,
     PendingList,
@@ -69,6 +71,10 @@ pub struct Account {
     /// Protocol 2: the host's encryption key, from its signed verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_encryption_key: Option<String>,
+    /// The key offline codes are made with (protocol::offline), derived at
+    /// enrollment. Absent: enrolled before offline approval existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_key: Option<String>,
 }
 
 impl Account {
@@ -81,7 +87,7 @@ impl Account {
             .map_err(|_| AuthError::Key("stored key is not a P-256 PKCS#8 key"))
     }
 
-    fn host_key(&self) -> Result<Vec<u8>, AuthError> {
+    pub(crate) fn host_key(&self) -> Result<Vec<u8>, AuthError> {
         B64.decode(&self.host_key)
             .map_err(|_| AuthError::Key("stored host key is not base64"))
     }
@@ -136,6 +142,7 @@ impl Store {
         })
     }
 
+    /// Every enrolled account.
     pub fn accounts(&self) -> Result<Vec<Account>, AuthError> {
         let path = self.dir.join(FILE);
         let err = |msg: String| AuthError::Store {
@@ -299,6 +306,7 @@ pub async fn enroll_protocol(
         pkcs8: B64.encode(pkcs8.as_ref()),
         seal_key: seal.as_ref().map(|k| B64.encode(k.secret())),
         host_encryption_key: host_encryption_key.map(|k| B64.encode(k)),
+        offline_key: Some(B64.encode(*derive_offline_key(&u.secret, &signed::device_id(&public)))),
     };
     let mut all = store.accounts()?;
     all.push(account.clone());
@@ -395,32 +403,39 @@ pub struct Request {
 impl Request {
     /// What the user is asked to approve, with control characters removed.
     pub fn describe(&self) -> String {
-        let c = &self.challenge.context;
-        let clean = |s: &str| pushmfa_protocol::text::sanitize(s, false);
-        let from = if c.rhost.is_empty() {
-            "this computer".into()
-        } else {
-            clean(&c.rhost)
-        };
         let refused = match &self.refused {
-            Some(r) => format!("; the computer refused the last answer ({})", clean(r)),
+            Some(r) => format!(
+                "; the computer refused the last answer ({})",
+                pushmfa_protocol::text::sanitize(r, false)
+            ),
             None => String::new(),
         };
-        format!(
-            "{} wants to sign in to {} as {} with {} from {} (tty {}), expires in {} s{refused}",
-            clean(&self.account.issuer),
-            clean(&self.challenge.host_name),
-            clean(&c.user),
-            clean(&c.service),
-            from,
-            if c.tty.is_empty() {
-                "-".into()
-            } else {
-                clean(&c.tty)
-            },
-            self.expires_in
-        )
+        let when = format!("expires in {} s{refused}", self.expires_in);
+        describe(&self.account, &self.challenge, &when)
     }
+}
+
+/// "ISSUER wants to sign in to HOST as USER with SERVICE from RHOST (tty
+/// TTY), WHEN", every value a host or relay sent cleaned for the terminal.
+pub(crate) fn describe(account: &Account, challenge: &Challenge, when: &str) -> String {
+    let c = &challenge.context;
+    let clean = |s: &str| pushmfa_protocol::text::sanitize(s, false);
+    let or = |s: &str, none: &str| {
+        if s.is_empty() {
+            none.to_owned()
+        } else {
+            clean(s)
+        }
+    };
+    format!(
+        "{} wants to sign in to {} as {} with {} from {} (tty {}), {when}",
+        clean(&account.issuer),
+        clean(&challenge.host_name),
+        clean(&c.user),
+        clean(&c.service),
+        or(&c.rhost, "this computer"),
+        or(&c.tty, "-"),
+    )
 }
 
 /// Pending requests of every account, waiting up to `wait` for one to

@@ -1,8 +1,10 @@
 //! pushmfa-authenticator: a software authenticator (the phone, on a desktop).
 
 use clap::Parser;
+use pushmfa_authenticator::offline::OfflineRequest;
 use pushmfa_authenticator::{AuthError, Store, answer, enroll_protocol, pending, select};
 use pushmfa_protocol::signed::Decision;
+use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,6 +60,7 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
         Command::Approve { target, number } => one(target, Decision::Approve, Some(*number)).await,
         Command::Deny { target } => one(target, Decision::Deny, None).await,
         Command::Fraud { target } => one(target, Decision::Fraud, None).await,
+        Command::Offline { request, yes } => offline(&store, request.as_deref(), *yes),
         Command::Watch {
             approve,
             number,
@@ -88,6 +91,50 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// `offline`: check the request, show it, ask, print the code.
+fn offline(store: &Store, request: Option<&str>, yes: bool) -> Result<(), AuthError> {
+    let mut stdin = std::io::stdin().lock();
+    let text = match request {
+        Some(t) => t.to_owned(),
+        None => {
+            eprintln!("Paste the request from the login prompt, then an empty line:");
+            read_until_empty_line(&mut stdin)?
+        }
+    };
+    let req = OfflineRequest::parse(store, &text)?;
+    println!("{}", req.describe());
+    if !yes {
+        eprint!("Approve? Only if you started this sign-in yourself [y/N]: ");
+        let mut line = String::new();
+        stdin
+            .read_line(&mut line)
+            .map_err(|e| AuthError::Usage(format!("standard input: {e}")))?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            println!("Not approved: no code shown.");
+            return Ok(());
+        }
+    }
+    println!("Code: {}", req.approval_code()?);
+    Ok(())
+}
+
+fn read_until_empty_line(input: &mut impl BufRead) -> Result<String, AuthError> {
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        let n = input
+            .read_line(&mut line)
+            .map_err(|e| AuthError::Usage(format!("standard input: {e}")))?;
+        if n == 0 || (line.trim().is_empty() && !text.is_empty()) {
+            return Ok(text);
+        }
+        text.push_str(&line);
+        if text.len() > 16 * 1024 {
+            return Err(AuthError::Usage("that is too long for a request".into()));
         }
     }
 }

@@ -180,8 +180,9 @@ impl Push {
 }
 
 /// Placeholders in `push.prompt_text` and `push.info_text`.
-pub const PUSH_PLACEHOLDERS: [&str; 6] = [
+pub const PUSH_PLACEHOLDERS: [&str; 7] = [
     "{number}",
+    "{offline}",
     "{ttl}",
     "{user}",
     "{service}",
@@ -199,7 +200,7 @@ impl Default for Push {
             rate_limit_window_secs: 300,
             fraud_mute_secs: 1200,
             host_name: String::new(),
-            prompt_text: "Approve on your phone with number {number}, then press Enter (or type a recovery code): ".into(),
+            prompt_text: "Approve on your phone with number {number}, then press Enter (or type a recovery code{offline}): ".into(),
             info_text: "Approve on your phone with number {number} (expires in {ttl} s).".into(),
             min_protocol: 1,
             require_user_verification: false,
@@ -289,6 +290,30 @@ pub enum Unenrolled {
 pub struct Policy {
     pub unenrolled: Unenrolled,
     pub failmode: FailMode,
+    /// Offline approval (a code from the phone for a challenge shown as a
+    /// QR code), for services not in `offline_services`.
+    pub offline: Offline,
+    /// Per PAM service, overriding `offline`.
+    pub offline_services: std::collections::BTreeMap<String, Offline>,
+}
+
+impl Policy {
+    /// Whether offline approval may be used for `service`.
+    pub fn offline_for(&self, service: &str) -> Offline {
+        self.offline_services
+            .get(service)
+            .copied()
+            .unwrap_or(self.offline)
+    }
+}
+
+/// Whether a login may be approved with an offline code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Offline {
+    #[default]
+    Allow,
+    Deny,
 }
 
 /// What happens when the push backend cannot be reached.

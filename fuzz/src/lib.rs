@@ -270,3 +270,40 @@ pub fn sealed_messages(data: &[u8]) {
         Err(e) => assert!(body.len() > sealed::MAX_PLAINTEXT_LEN, "{e}"),
     }
 }
+
+/// Offline approval's texts (`protocol::offline`): a request as pasted or
+/// scanned and a typed code. A request that parses has a challenge that
+/// decodes, and writes back to the same text once whitespace and case are
+/// set aside; base32 round-trips; a code that parses is 8 digits and
+/// formats back to what was typed, spaces and dashes aside.
+pub fn offline_request(data: &[u8]) {
+    use pushmfa_protocol::offline::{
+        base32_decode, base32_encode, format_code, parse_code, parse_request_text, request_text,
+    };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok((encoded, signature)) = parse_request_text(text) {
+        assert!(Challenge::decode(&encoded).is_ok());
+        let again = request_text(&encoded, &signature);
+        let typed: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        assert_eq!(again, typed, "a request parses from one text only");
+    }
+    if let Ok(bytes) = base32_decode(text) {
+        assert_eq!(
+            base32_encode(&bytes),
+            text,
+            "base32 decodes from one text only"
+        );
+    }
+    assert_eq!(base32_decode(&base32_encode(data)).as_deref(), Ok(data));
+    if let Some(code) = parse_code(text) {
+        assert!(code < 100_000_000);
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        assert_eq!(format_code(code).replace(' ', ""), digits);
+    }
+}

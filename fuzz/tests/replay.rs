@@ -27,6 +27,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("recovery_code", pushmfa_fuzz::recovery_code),
     ("state_file", pushmfa_fuzz::state_file),
     ("sealed_messages", pushmfa_fuzz::sealed_messages),
+    ("offline_request", pushmfa_fuzz::offline_request),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -240,6 +241,12 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             [&[1u8][..], &sealed_answer(&a)].concat(),
         ),
         ("state_file", "enrolled", state.into_bytes()),
+        (
+            "offline_request",
+            "request",
+            pushmfa_protocol::offline::request_text(&c.encode(), &[7; 64]).into_bytes(),
+        ),
+        ("offline_request", "code", b"1234 5678".to_vec()),
     ]
 }
 
@@ -277,7 +284,11 @@ fn seeds_pass_their_targets_and_reach_the_parsers() {
         key.open(to_device, pushmfa_fuzz::SEALED_BINDING, &sealed_vector())
             .is_ok()
     );
-    assert!(pushmfa_state::parse_state(&seeds().last().unwrap().2).is_ok());
+    let state = seeds().into_iter().find(|(name, ..)| *name == "state_file");
+    assert!(pushmfa_state::parse_state(&state.unwrap().2).is_ok());
+    let request = seeds().into_iter().find(|(_, seed, _)| *seed == "request");
+    let request = String::from_utf8(request.unwrap().2).unwrap();
+    assert!(pushmfa_protocol::offline::parse_request_text(&request).is_ok());
 }
 
 fn text() -> impl Strategy<Value = String> {

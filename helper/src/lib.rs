@@ -14,7 +14,8 @@
 //!   -> handlers: login/ (one login: conversation, push step, code prompts),
 //!                admin/ (one handler per admin request, enrollment)
 //!   -> services: proof, push/ (challenge, delivery), user_state, push_book, ctx
-//!   -> domain:   recovery, codes, hashing, hostkey, relay_client, conn, peer, clock, log
+//!   -> domain:   recovery, offline_codes, codes, terminal_qr, hashing, hostkey,
+//!                relay_client, conn, peer, clock, log
 //! ```
 #![cfg_attr(
     not(test),
@@ -31,6 +32,7 @@ mod hashing;
 mod hostkey;
 mod log;
 mod login;
+mod offline_codes;
 mod peer;
 mod proof;
 mod push;
@@ -38,6 +40,7 @@ mod push_book;
 mod recovery;
 mod relay_client;
 mod server;
+mod terminal_qr;
 mod tls_pin;
 mod user_state;
 

@@ -3,6 +3,7 @@
 //! on a blocking thread, hashes at most `max_parallel_hashes` at once.
 
 use crate::ctx::Ctx;
+use crate::offline_codes::{self, OfflineAttempt};
 use crate::recovery::{self, Attempt, RecoveryError};
 use pushmfa_state::{UserName, UserState};
 use zeroize::Zeroizing;
@@ -50,6 +51,23 @@ pub async fn check_code(
         .run(move |scratch| recovery::attempt(&store, user.as_ref(), &code, &cfg, now, scratch))
         .await
         .map_err(RecoveryError::Internal)?
+}
+
+/// One offline-code attempt for the challenge `encoded`.
+pub async fn check_offline_code(
+    ctx: &Ctx,
+    user: &UserName,
+    encoded: Vec<u8>,
+    code: u32,
+) -> Result<OfflineAttempt, RecoveryError> {
+    let (store, u) = (ctx.store.clone(), user.clone());
+    let cfg = ctx.cfg.recovery.clone();
+    let now = ctx.clock.now_unix();
+    tokio::task::spawn_blocking(move || {
+        offline_codes::attempt(&store, &u, &encoded, code, &cfg, now)
+    })
+    .await
+    .map_err(|e| RecoveryError::Internal(e.to_string()))?
 }
 
 /// A new set of recovery codes, replacing the old ones (shown once).

@@ -24,9 +24,9 @@ fn rank(top: &str) -> u8 {
         "push" | "user_state" => 4,
         "ctx" => 5,
         // Domain modules: no knowledge of connections or handlers.
-        "push_book" | "recovery" | "hashing" | "hostkey" | "relay_client" | "conn" | "peer"
-        | "clock" | "log" | "args" => 6,
-        "codes" | "tls_pin" => 7,
+        "push_book" | "recovery" | "offline_codes" | "hashing" | "hostkey" | "relay_client"
+        | "conn" | "peer" | "clock" | "log" | "args" => 6,
+        "codes" | "tls_pin" | "terminal_qr" => 7,
         other => panic!("module {other} has no rank in tests/layout.rs: give it one"),
     }
 }

@@ -235,6 +235,9 @@ pub struct DeviceInfo {
     /// It has a passkey: it can prove its user was verified.
     #[serde(default)]
     pub passkey: bool,
+    /// It has an offline key: it can approve with a code, with no network.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 fn protocol_1() -> u8 {
@@ -242,13 +245,20 @@ fn protocol_1() -> u8 {
 }
 
 impl DeviceInfo {
-    /// What the device can do, for people: its protocol and what it means.
-    pub fn capabilities(&self) -> &'static str {
-        match (self.protocol, self.passkey) {
+    /// What the device can do, for people: its protocol and what it
+    /// means, then whether it can approve offline.
+    pub fn capabilities(&self) -> String {
+        let protocol = match (self.protocol, self.passkey) {
             (1, _) => "protocol 1 (the relay can read its requests)",
             (_, false) => "protocol 2 (sealed requests)",
             (_, true) => "protocol 2 (sealed requests, user verification by passkey)",
-        }
+        };
+        let offline = if self.offline {
+            "offline codes"
+        } else {
+            "no offline codes (re-enroll for them)"
+        };
+        format!("{offline}; {protocol}")
     }
 }
 

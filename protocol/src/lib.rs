@@ -14,6 +14,7 @@ pub mod enroll;
 pub mod envelope;
 pub mod frame;
 pub mod ipc;
+pub mod offline;
 pub mod passkey;
 pub mod relay_api;
 #[cfg(feature = "sealed")]

@@ -108,6 +108,11 @@ pub struct Device {
     /// its user was verified. Absent: it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passkey: Option<String>,
+    /// base64url of the 32-byte key for offline approval codes
+    /// (protocol::offline), derived at enrollment from the secret the QR
+    /// code carried. Absent: enrolled before offline approval existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_key: Option<String>,
 }
 
 impl Device {

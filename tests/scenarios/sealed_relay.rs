@@ -115,21 +115,6 @@ fn a_tampered_misdirected_or_rebound_request_is_refused_and_shown_nowhere() {
     }
 }
 
-fn devices_list(e: &TestEnv) -> String {
-    let out = std::process::Command::new(pushmfa_tests::bin("pushmfa"))
-        .arg("--socket")
-        .arg(&e.socket)
-        .args(["devices", "list", "--user", USER])
-        .output()
-        .unwrap_or_else(|err| panic!("{err}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn protocol_1_devices_are_refused_where_policy_requires_2() {
     let relay = Relay::start();
@@ -138,7 +123,7 @@ fn protocol_1_devices_are_refused_where_policy_requires_2() {
     old.enroll_v1(&e, USER);
     let new = Phone::new(&e, "new");
     new.enroll(&e, USER);
-    let listed = devices_list(&e);
+    let listed = e.devices_list(USER);
     let line = |name: &str| {
         listed
             .lines()

@@ -4,6 +4,7 @@
 //! transcripts of what the user sees are checked against docs/transcripts/.
 
 use pushmfa_tests::push::{Phone, Relay, relay_config};
+use pushmfa_tests::qr::{decode_terminal, mask_offline};
 use pushmfa_tests::sshd::{Act, SshRun, Sshd, SystemUser, ssh};
 use pushmfa_tests::{TestEnv, bin, is_root, module_path};
 use std::time::Duration;
@@ -67,10 +68,10 @@ fn ssh_logins_through_a_real_sshd() {
     }
     let helper_user = SystemUser::create("pmfah");
     let user = SystemUser::create("pmfau");
-    let relay = Relay::start();
+    let mut relay = Relay::start();
     let mut e = TestEnv::new(&relay_config(
         &relay.url,
-        "[push]\nttl_secs = 5\nhost_name = \"web-1\"\n",
+        "[push]\nttl_secs = 5\nhost_name = \"web-1\"\nrate_limit_count = 50\n",
     ));
     e.helper_runs_as(helper_user.uid, helper_user.gid);
     e.start_helper();
@@ -112,7 +113,7 @@ fn ssh_logins_through_a_real_sshd() {
     assert_eq!(r.prompts.len(), 1);
     assert!(
         r.prompts[0].contains("Approve on your phone with number ")
-            && r.prompts[0].ends_with("or type a recovery code): "),
+            && r.prompts[0].ends_with("or type a recovery code, or o if your phone is offline): "),
         "{:?}",
         r.prompts
     );
@@ -239,5 +240,65 @@ fn ssh_logins_through_a_real_sshd() {
         &user.name,
     ));
 
+    offline_over_ssh(&sshd, &user, &e, &phone, &mut relay, &mut doc);
     check_docs("ssh.md", &doc);
+}
+
+/// Offline approval over keyboard-interactive: asked for with `o`, and
+/// offered when the relay is down. The QR code must come through sshd and
+/// the ssh client whole, inside 80 columns, and scan.
+fn offline_over_ssh(
+    sshd: &Sshd,
+    user: &SystemUser,
+    e: &TestEnv,
+    phone: &Phone,
+    relay: &mut Relay,
+    doc: &mut String,
+) {
+    let auth = bin("pushmfa-authenticator");
+    let cmd = "echo REMOTE-OK";
+    let run = |title: &str, acts: &[Act], shown: &[&str], doc: &mut String| {
+        let r = ssh(sshd, &user.name, &auth, phone.store_path(), acts, &[], cmd);
+        assert_eq!(r.status, Some(0), "{title}: {}\n{:?}", r.stderr, r.prompts);
+        let qr_prompt = r.prompts.last().cloned().unwrap_or_default();
+        let request = decode_terminal(&qr_prompt).unwrap_or_default();
+        assert!(
+            request.starts_with("PUSHMFA-OFFLINE:"),
+            "{title}: {qr_prompt}"
+        );
+        assert!(qr_prompt.contains(&format!("\n{request}\n")), "{title}");
+        let art: Vec<&str> = qr_prompt.lines().filter(|l| l.starts_with('█')).collect();
+        assert!(!art.is_empty() && art.iter().all(|l| l.chars().count() <= 80));
+        let masked = SshRun {
+            prompts: r.prompts.iter().map(|p| mask_offline(p)).collect(),
+            ..r
+        };
+        doc.push_str(&transcript(
+            title,
+            &format!("ssh alice@web-1 '{cmd}'"),
+            &masked,
+            shown,
+            &user.name,
+        ));
+        e.wait_for_log("method=offline");
+    };
+    run(
+        "Phone offline: type o, scan the QR code, type the phone's code",
+        &[Act::Type("o".into()), Act::Offline],
+        &[
+            "types o",
+            "scans the QR code with the phone, types the code it shows",
+        ],
+        doc,
+    );
+    relay.stop();
+    run(
+        "Relay down: offline approval is offered at once",
+        &[Act::Enter, Act::Offline],
+        &[
+            "presses Enter",
+            "scans the QR code with the phone, types the code it shows",
+        ],
+        doc,
+    );
 }

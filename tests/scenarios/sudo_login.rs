@@ -4,8 +4,9 @@
 //! against docs/transcripts/sudo.md.
 
 use pushmfa_tests::push::{Phone, Relay, number_in, relay_config};
+use pushmfa_tests::qr::{decode_terminal, mask_offline};
 use pushmfa_tests::sshd::{SudoRun, SystemUser, sudo};
-use pushmfa_tests::{TestEnv, is_root, module_path};
+use pushmfa_tests::{TestEnv, bin, is_root, module_path};
 
 fn transcript(title: &str, run: &SudoRun, acts: &[&str], user: &str) -> String {
     let mut text = run.stderr.replace(user, "alice");
@@ -22,7 +23,10 @@ fn transcript(title: &str, run: &SudoRun, acts: &[&str], user: &str) -> String {
             l.replace_range(i + 7..i + 9, "NN");
         }
         out.push_str(&l);
-        if l.ends_with("recovery code): ") || l.ends_with("Recovery code: ") {
+        if l.ends_with("recovery code): ")
+            || l.ends_with("Recovery code: ")
+            || l.ends_with("if your phone is offline): ")
+        {
             out.push_str(&format!(
                 "\n    [{}]\n",
                 acts.get(n).copied().unwrap_or("presses Enter")
@@ -64,7 +68,10 @@ fn sudo_approved_denied_and_recovered() {
     let user = SystemUser::create("pmfas");
     let relay = Relay::start();
     // No [push.modes]: sudo passes PAM_SILENT, so the helper must pick prompt mode itself.
-    let mut e = TestEnv::new(&relay_config(&relay.url, "[push]\nttl_secs = 5\n"));
+    let mut e = TestEnv::new(&relay_config(
+        &relay.url,
+        "[push]\nttl_secs = 5\nhost_name = \"web-1\"\n",
+    ));
     e.helper_runs_as(helper_user.uid, helper_user.gid);
     e.start_helper();
     let phone = Phone::new(&e, "phone");
@@ -179,5 +186,56 @@ fn sudo_approved_denied_and_recovered() {
         &user.name,
     ));
 
+    // Offline approval: asked for with o; the phone reads the QR code (here
+    // the test decodes it) and its code is typed.
+    let store = phone.store_path().to_owned();
+    let r = sudo(&dir, &user, &stack, "id -u", |n, prompt, stdin| {
+        let answer = if n == 0 {
+            "o".to_owned()
+        } else {
+            let request = decode_terminal(prompt).unwrap_or_default();
+            offline_code(&store, &request)
+        };
+        let _ = stdin.write_all(format!("{answer}\n").as_bytes());
+    });
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let art: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with('█')).collect();
+    assert!(
+        !art.is_empty() && art.iter().all(|l| l.chars().count() <= 80),
+        "{}",
+        r.stderr
+    );
+    e.wait_for_log("method=offline");
+    let masked = SudoRun {
+        stderr: mask_offline(&r.stderr),
+        ..r
+    };
+    doc.push_str(&transcript(
+        "The phone has no network: type o, scan the QR code, type the phone's code",
+        &masked,
+        &[
+            "types o",
+            "scans the QR code with the phone, types the code it shows",
+        ],
+        &user.name,
+    ));
+
     check_docs(&doc);
+}
+
+/// `pushmfa-authenticator offline --yes REQUEST`'s code ("" if none).
+fn offline_code(store: &std::path::Path, request: &str) -> String {
+    let out = std::process::Command::new(bin("pushmfa-authenticator"))
+        .arg("--store")
+        .arg(store)
+        .args(["offline", "--yes", request])
+        .output();
+    let stdout = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Code: "))
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -726,17 +726,6 @@ fn approve_without_success(
     result.take()
 }
 
-/// `pushmfa devices list --user USER`.
-fn devices_list(e: &TestEnv, user: &str) -> String {
-    let out = std::process::Command::new(pushmfa_tests::bin("pushmfa"))
-        .arg("--socket")
-        .arg(&e.socket)
-        .args(["devices", "list", "--user", user])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn approvals_verified_by_the_phones_screen_lock_are_checked_on_the_host() {
     // WebAuthn needs a domain, not an address: the app is opened at localhost.
@@ -757,7 +746,7 @@ fn approvals_verified_by_the_phones_screen_lock_are_checked_on_the_host() {
         .borrow_mut()
         .call(json!({"cmd": "authenticator", "verified": true}));
     assert_eq!(made["credentials"], 1, "no passkey was made: {made}");
-    let listed = devices_list(&e, "alice");
+    let listed = e.devices_list("alice");
     assert!(listed.contains("user verification by passkey"), "{listed}");
 
     // Verified: the host checks the assertion and lets the login in.
@@ -808,7 +797,10 @@ fn approvals_verified_by_the_phones_screen_lock_are_checked_on_the_host() {
     // and its user is told why.
     let cli = pushmfa_tests::push::Phone::new(&e, "cli");
     cli.enroll(&e, "bob");
-    assert!(devices_list(&e, "bob").contains("protocol 2 (sealed requests)"));
+    assert!(
+        e.devices_list("bob")
+            .contains("protocol 2 (sealed requests)")
+    );
     let (code, transcript) = e
         .pam(SVC, "bob")
         .rhost("203.0.113.7")

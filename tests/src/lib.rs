@@ -11,6 +11,7 @@ pub mod forge;
 pub mod man;
 pub mod pam;
 pub mod push;
+pub mod qr;
 pub mod recorder;
 pub mod sshd;
 pub mod webapp;
@@ -258,8 +259,12 @@ impl TestEnv {
             "auth required pam_deny.so\naccount required pam_deny.so\n",
         )
         .unwrap_or_else(|e| panic!("write: {e}"));
+        // Keys of a `[helper]` table in `extra` join the one written here
+        // (TOML allows a table once).
+        let (helper_keys, extra) = split_table(extra, "[helper]");
+        let extra = extra.as_str();
         let text = format!(
-            "[helper]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{}",
+            "[helper]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{helper_keys}{}",
             socket.display(),
             state.display(),
             if extra.contains("argon2_") {
@@ -438,6 +443,22 @@ impl TestEnv {
         }
     }
 
+    /// `pushmfa devices list --user USER`, run by the real CLI.
+    pub fn devices_list(&self, user: &str) -> String {
+        let out = Command::new(bin("pushmfa"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(["devices", "list", "--user", user])
+            .output()
+            .unwrap_or_else(|e| panic!("pushmfa devices list: {e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Writes a PAM service file using the built module with `args`.
     pub fn service(&self, name: &str, args: &str) {
         let line = format!(
@@ -577,4 +598,30 @@ pub fn connect_from(
 
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Whether a transcript line is the prompt after push could not be used:
+/// offline approval's (which takes a recovery code too) or the recovery
+/// code's.
+pub fn asks_for_a_code(seen: &str) -> bool {
+    seen == "prompt:Recovery code: "
+        || (seen.starts_with("prompt:")
+            && seen.ends_with("\nCode from your phone (or a recovery code): "))
+}
+
+/// The key lines of `table` in `toml`, and `toml` without that table.
+fn split_table(toml: &str, table: &str) -> (String, String) {
+    let (mut keys, mut rest, mut inside) = (String::new(), String::new(), false);
+    for line in toml.lines() {
+        if line.trim_start().starts_with('[') {
+            inside = line.trim() == table;
+            if inside {
+                continue;
+            }
+        }
+        let to = if inside { &mut keys } else { &mut rest };
+        to.push_str(line);
+        to.push('\n');
+    }
+    (keys, rest)
 }

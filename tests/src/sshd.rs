@@ -171,6 +171,9 @@ pub enum Act {
     Enter,
     /// Type this (a recovery code).
     Type(String),
+    /// Copy the offline request from the prompt into the authenticator
+    /// (`pushmfa-authenticator offline`) and type the code it shows.
+    Offline,
 }
 
 /// The result of one ssh run.
@@ -206,6 +209,7 @@ pub fn ssh(
             Act::Deny => "deny\n".to_string(),
             Act::Enter => "enter\n".to_string(),
             Act::Type(t) => format!("type {t}\n"),
+            Act::Offline => "offline\n".to_string(),
         })
         .collect();
     std::fs::write(dir.join("plan"), plan_text).unwrap_or_else(|e| panic!("{e}"));
@@ -224,6 +228,8 @@ case "$act" in
   approve) phone approve --number "$(printf '%s' "$1" | grep -o 'number [0-9][0-9]' | head -n1 | cut -d' ' -f2)"; echo ;;
   deny) phone deny; echo ;;
   type\ *) echo "${{act#type }}" ;;
+  offline) req=$(printf '%s' "$1" | grep -o 'PUSHMFA-OFFLINE:[A-Z2-7]*' | head -n1)
+    '{auth}' --store '{store}' offline --yes "$req" 2>>"$d/phone.log" | tee -a "$d/phone.log" | sed -n 's/^Code: //p' ;;
   *) echo ;;
 esac
 "#,
@@ -326,15 +332,21 @@ pub fn sudo(
     let mut err = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
     let mut seen = Vec::new();
     let mut prompts = 0;
+    // Where the text of the prompt being read starts (after the last one).
+    let mut since = 0;
     let mut byte = [0u8; 1];
     while let Ok(1) = err.read(&mut byte) {
         seen.push(byte[0]);
         if seen.ends_with(b": ") {
-            let text = String::from_utf8_lossy(&seen).into_owned();
-            let last = text.rsplit('\n').next().unwrap_or_default().to_owned();
-            if last.ends_with("recovery code): ") || last.ends_with("Recovery code: ") {
-                act(prompts, &last, &mut stdin);
+            let text = String::from_utf8_lossy(&seen[since..]).into_owned();
+            let last = text.rsplit('\n').next().unwrap_or_default();
+            if last.ends_with("recovery code): ")
+                || last.ends_with("Recovery code: ")
+                || last.ends_with("if your phone is offline): ")
+            {
+                act(prompts, &text, &mut stdin);
                 prompts += 1;
+                since = seen.len();
             }
         }
     }

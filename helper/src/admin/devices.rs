@@ -30,6 +30,7 @@ pub(super) async fn list(
                 added_at: d.added_at,
                 protocol: d.protocol(),
                 passkey: d.passkey.is_some(),
+                offline: d.offline_key.is_some(),
             })
             .collect(),
     })

@@ -107,8 +107,12 @@ pub(super) async fn run(
         return Err(refusal.user.into());
     }
     let name = pushmfa_protocol::text::sanitize(&reg.device_name, false);
+    let device_id = signed::device_id(&public);
+    // The key offline codes are checked with: the device derives the same
+    // one from the secret it scanned (protocol::offline).
+    let offline_key = pushmfa_protocol::offline::derive_key(&secret, &device_id);
     let device = Device {
-        id: B64.encode(signed::device_id(&public)),
+        id: B64.encode(device_id),
         name: name.clone(),
         public_key: reg.public_key.clone(),
         channel_id: result.channel_id.clone(),
@@ -116,6 +120,7 @@ pub(super) async fn run(
         added_at: ctx.clock.now_unix(),
         encryption_key: reg.encryption_key.clone(),
         passkey: reg.passkey.clone(),
+        offline_key: Some(B64.encode(*offline_key)),
     };
     let protocol = device.protocol();
     let device_id = device.id.clone();

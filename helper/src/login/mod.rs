@@ -1,7 +1,8 @@
 //! A login, from `Begin` to the `Verdict`: what happens in one
 //! `pam_sm_authenticate`. The push step (`push`) comes first when a backend
-//! is configured, then the recovery-code prompts (`codes`); both talk to the
-//! user only through the `conversation`.
+//! is configured, offline approval (`offline`) when push cannot be used,
+//! then the recovery-code prompts (`codes`); all talk to the user only
+//! through the `conversation`.
 //!
 //! Unknown, unenrolled and enrolled users see the same prompts in the same
 //! order, and every code typed costs one Argon2id hash whoever the user is.
@@ -11,6 +12,7 @@
 mod codes;
 mod conversation;
 mod devices;
+mod offline;
 mod push;
 
 use crate::conn::Conn;
@@ -20,10 +22,12 @@ use crate::peer::{self, Peer};
 use crate::recovery::RecoveryError;
 use crate::user_state;
 use conversation::{Conversation, End};
+use offline::OfflineEnd;
 use push::PushEnd;
 use pushmfa_config::Unenrolled;
 use pushmfa_protocol::ipc::{Begin, Outcome, Response};
 use pushmfa_state::{UserName, UserState};
+use zeroize::Zeroizing;
 
 /// Runs the login that `begin` starts on this connection.
 pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
@@ -79,21 +83,58 @@ async fn steps(conv: &mut Conversation<'_>) {
             .finish(Outcome::Ignore, "not enrolled (policy: ignore)")
             .await;
     }
-    let mut first_code = None;
-    if conv.ctx.relay.is_some() {
-        match push::push_step(conv, &state).await {
-            Ok(PushEnd::Decided) => return,
-            Ok(PushEnd::CodeTyped(code)) => first_code = Some(code),
-            Ok(PushEnd::FallBack(msg)) => {
-                if let Err(End::Client(why)) = conv.say_error(&msg).await {
-                    return conv.finish(Outcome::Denied, &why).await;
-                }
+    match second_factor(conv, &state).await {
+        Ok(Next::Decided) => {}
+        Ok(Next::RecoveryCode(first_code)) => {
+            if let Err(End::Client(why)) = codes::recovery_prompts(conv, enrolled, first_code).await
+            {
+                conv.finish(Outcome::Denied, &why).await;
             }
-            Err(End::Client(why)) => return conv.finish(Outcome::Denied, &why).await,
+        }
+        Err(End::Client(why)) => conv.finish(Outcome::Denied, &why).await,
+    }
+}
+
+/// What comes after the push and offline steps.
+enum Next {
+    Decided,
+    /// Recovery-code prompts, the first code perhaps already typed.
+    RecoveryCode(Option<Zeroizing<String>>),
+}
+
+/// Push, then offline approval when push cannot be used (the relay is
+/// unreachable, or the user typed `o` at the push prompt).
+async fn second_factor(conv: &mut Conversation<'_>, state: &UserState) -> Result<Next, End> {
+    if conv.ctx.relay.is_none() {
+        return Ok(Next::RecoveryCode(None));
+    }
+    match push::push_step(conv, state).await? {
+        PushEnd::Decided => Ok(Next::Decided),
+        PushEnd::CodeTyped(code) if offline::asked_for(&code) => offline(conv, state).await,
+        PushEnd::CodeTyped(code) => Ok(Next::RecoveryCode(Some(code))),
+        PushEnd::FallBack(msg) => {
+            conv.say_error(&msg).await?;
+            Ok(Next::RecoveryCode(None))
+        }
+        PushEnd::Unusable(msg) => {
+            conv.say_error(&msg).await?;
+            if offline::allowed(conv) {
+                offline(conv, state).await
+            } else {
+                Ok(Next::RecoveryCode(None))
+            }
         }
     }
-    if let Err(End::Client(why)) = codes::recovery_prompts(conv, enrolled, first_code).await {
-        conv.finish(Outcome::Denied, &why).await;
+}
+
+async fn offline(conv: &mut Conversation<'_>, state: &UserState) -> Result<Next, End> {
+    match offline::offline_step(conv, state).await? {
+        OfflineEnd::Decided => Ok(Next::Decided),
+        OfflineEnd::CodeTyped(code) => Ok(Next::RecoveryCode(Some(code))),
+        OfflineEnd::FallBack(msg) => {
+            conv.say_error(msg).await?;
+            Ok(Next::RecoveryCode(None))
+        }
     }
 }
 

@@ -5,13 +5,13 @@
 use super::conversation::{Conversation, End};
 use crate::log::Q;
 use crate::peer;
-use crate::push::challenge::{self, Issued, field};
+use crate::push::challenge::{self, Issued};
 use crate::push::delivery::{Undelivered, Waited, Withdraw, await_answer, post_everywhere};
 use crate::push_book::Blocked;
 use crate::user_state;
 use pushmfa_config::{FailMode, PushMode};
 use pushmfa_protocol::ipc::Outcome;
-use pushmfa_protocol::signed::{Context, Decision};
+use pushmfa_protocol::signed::{Decision, MAX_FIELD_LEN};
 use pushmfa_state::{Device, UserState};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -26,8 +26,13 @@ pub(super) enum PushEnd {
     CodeTyped(Zeroizing<String>),
     /// No decision: say this, then ask for a recovery code.
     FallBack(String),
+    /// Push cannot be used (no relay took the request): say this, then
+    /// offer offline approval.
+    Unusable(String),
 }
 
+/// `{offline}` in a prompt, where offline approval is allowed.
+pub const OFFLINE_HINT: &str = ", or o if your phone is offline";
 pub const MSG_NO_ANSWER: &str = "No answer from your phone.";
 pub const MSG_UNREACHABLE: &str = "Your phone cannot be reached right now.";
 pub const MSG_DENIED: &str = "Denied on your phone.";
@@ -50,7 +55,7 @@ pub fn mode_for(
 
 /// Fills a `push.*_text` template. Values come from the signed challenge,
 /// already sanitized; the module sanitizes the whole text again.
-fn render(template: &str, issued: &Issued, ttl: u32) -> String {
+fn render(template: &str, issued: &Issued, ttl: u32, offline: bool) -> String {
     let c = &issued.challenge;
     let rhost = if c.context.rhost.is_empty() {
         "this computer"
@@ -66,6 +71,7 @@ fn render(template: &str, issued: &Issued, ttl: u32) -> String {
         .replace("{service}", &c.context.service)
         .replace("{rhost}", rhost)
         .replace("{host}", &c.host_name)
+        .replace("{offline}", if offline { OFFLINE_HINT } else { "" })
         .replace('\u{0}', "{")
         .replace('\u{1}', "}")
 }
@@ -262,17 +268,8 @@ pub(super) async fn push_step(
 
 /// A fresh challenge for this login.
 fn issue(conv: &Conversation<'_>, ttl: u32) -> Result<Issued, String> {
-    let b = &conv.begin;
-    challenge::issue(
-        conv.ctx,
-        Context {
-            user: field(Some(&b.user)),
-            service: field(Some(&b.service)),
-            rhost: field(b.rhost.as_deref()),
-            tty: field(b.tty.as_deref()),
-        },
-        ttl,
-    )
+    let context = challenge::context_of(&conv.begin, MAX_FIELD_LEN);
+    challenge::issue(conv.ctx, context, ttl)
 }
 
 /// What the login shows for one challenge, worked out before the wait
@@ -295,7 +292,7 @@ impl Screen {
         };
         Screen {
             mode,
-            text: render(template, issued, ttl),
+            text: render(template, issued, ttl, super::offline::allowed(conv)),
             ttl,
         }
     }
@@ -372,16 +369,16 @@ async fn undelivered(conv: &mut Conversation<'_>, e: Undelivered) -> Result<Push
     }
     if e.unreachable {
         conv.ctx.log.warning(&format!(
-            "push backend unreachable (error={}); asking for a recovery code",
+            "push backend unreachable (error={}); offering offline approval, else asking for a recovery code",
             Q(&why)
         ));
     } else {
         conv.ctx.log.error(&format!(
-            "push backend answered but took no challenge (error={}); asking for a recovery code (failmode does not apply to an answer)",
+            "push backend answered but took no challenge (error={}); offering offline approval, else asking for a recovery code (failmode does not apply to an answer)",
             Q(&why)
         ));
     }
-    Ok(PushEnd::FallBack(MSG_UNREACHABLE.into()))
+    Ok(PushEnd::Unusable(MSG_UNREACHABLE.into()))
 }
 
 async fn fraud(conv: &mut Conversation<'_>, device: &str) -> Result<PushEnd, End> {
@@ -422,7 +419,7 @@ async fn fraud(conv: &mut Conversation<'_>, device: &str) -> Result<PushEnd, End
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pushmfa_protocol::signed::Challenge;
+    use pushmfa_protocol::signed::{Challenge, Context};
     use std::collections::BTreeMap;
 
     #[test]
@@ -456,13 +453,14 @@ mod tests {
             user_verification: false,
         };
         let t = render(
-            "{host}: {user} via {service} from {rhost}: {number} ({ttl} s) {{literal}}",
+            "{host}: {user} via {service} from {rhost}: {number} ({ttl} s) {{literal}}{offline}",
             &issued,
             42,
+            true,
         );
         assert_eq!(
             t,
-            "web-1: alice via sshd from this computer: 07 (42 s) {literal}"
+            "web-1: alice via sshd from this computer: 07 (42 s) {literal}, or o if your phone is offline"
         );
     }
 }

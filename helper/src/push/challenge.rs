@@ -6,6 +6,7 @@ use crate::ctx::Ctx;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_protocol::envelope::Assertion;
+use pushmfa_protocol::ipc::Begin;
 use pushmfa_protocol::passkey::PasskeyError;
 use pushmfa_protocol::signed::{self, Approval, Challenge, Decision};
 use pushmfa_protocol::signed::{Context, MAX_FIELD_LEN};
@@ -159,12 +160,27 @@ pub fn check_answer(
 /// A context field as devices are shown it: sanitized, at most
 /// `MAX_FIELD_LEN` bytes, cut on a character boundary.
 pub fn field(s: Option<&str>) -> String {
+    field_at_most(s, MAX_FIELD_LEN)
+}
+
+/// [`field`] cut to at most `max` bytes (on a character boundary).
+pub fn field_at_most(s: Option<&str>, max: usize) -> String {
     let s = sanitize(s.unwrap_or(""), false);
-    let mut cut = s.len().min(MAX_FIELD_LEN);
+    let mut cut = s.len().min(max);
     while !s.is_char_boundary(cut) {
         cut -= 1;
     }
     s[..cut].to_owned()
+}
+
+/// What a login's challenge is about, each field cut to `max` bytes.
+pub fn context_of(begin: &Begin, max: usize) -> Context {
+    Context {
+        user: field_at_most(Some(&begin.user), max),
+        service: field_at_most(Some(&begin.service), max),
+        rhost: field_at_most(begin.rhost.as_deref(), max),
+        tty: field_at_most(begin.tty.as_deref(), max),
+    }
 }
 
 fn random_number() -> u8 {
@@ -246,6 +262,7 @@ mod tests {
                 added_at: 0,
                 encryption_key: None,
                 passkey: None,
+                offline_key: None,
             }
         }
         fn sign(&self, a: &Approval) -> (Vec<u8>, Vec<u8>) {

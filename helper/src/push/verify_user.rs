@@ -48,6 +48,7 @@ mod tests {
             added_at: 0,
             encryption_key: Some(B64.encode([4u8; 65])),
             passkey: passkey.map(|p| B64.encode(p.encode())),
+            offline_key: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Benchmarks for docs/benchmarks.md. Build everything in release mode first:
 //!
 //! ```sh
-//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N ...]|idle [N]|pending [N [HOSTS [h2|http1]]]|sealed [N]|ssh|webapp [N]|all]
+//! cargo build --release --workspace && target/release/pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N ...]|idle [N]|pending [N [HOSTS [h2|http1]]]|sealed [N]|offline|ssh|webapp [N]|all]
 //! ```
 //!
 //! Uses the default Argon2id cost (m=19456 KiB, t=2, p=1), real libpam, the
@@ -209,6 +209,67 @@ fn push() {
     stats(
         "approval POSTed by the phone -> pam_authenticate returned",
         after_post,
+    );
+}
+
+/// Offline approval with the relay down, in prompt mode: Enter at the push
+/// prompt -> the QR prompt (the failed post, issuing and signing the
+/// challenge, drawing the QR code); the code typed -> pam_authenticate
+/// returned (one HMAC per device and the counter saved under the user's
+/// lock, fsync included). The phone's work (an in-process authenticator)
+/// is outside both.
+fn offline() {
+    let (mut relay, e) = push_env();
+    let phone = Phone::new(&e, "phone");
+    phone.enroll(&e, "alice");
+    relay.stop();
+    let store = authn::Store::open(phone.store_path()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(store);
+    let (mut to_qr, mut to_verdict) = (Vec::new(), Vec::new());
+    for i in 0..110 {
+        let marks: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let (m1, m2, st) = (marks.clone(), marks.clone(), store.clone());
+        let (code, seen) = e
+            .pam("bench", "alice")
+            .rhost("203.0.113.7")
+            .answer(pushmfa_tests::Answer::Reply(Box::new(move |_: &str| {
+                m1.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Instant::now());
+                String::new()
+            })))
+            .answer(pushmfa_tests::Answer::Reply(Box::new(
+                move |prompt: &str| {
+                    let shown = Instant::now();
+                    let line = prompt
+                        .lines()
+                        .find(|l| l.starts_with("PUSHMFA-OFFLINE:"))
+                        .unwrap_or_default();
+                    let code = authn::offline::OfflineRequest::parse(&st, line)
+                        .and_then(|r| r.approval_code())
+                        .unwrap_or_default();
+                    let mut m = m2.lock().unwrap_or_else(|e| e.into_inner());
+                    m.push(shown);
+                    m.push(Instant::now());
+                    code
+                },
+            )))
+            .run();
+        let done = Instant::now();
+        assert_eq!(code, rc::SUCCESS, "{seen:?}\n{}", e.helper_log());
+        let m = marks.lock().unwrap_or_else(|e| e.into_inner());
+        if i >= 10 && m.len() == 3 {
+            to_qr.push(m[1] - m[0]);
+            to_verdict.push(done - m[2]);
+        }
+    }
+    stats(
+        "Enter at the push prompt -> QR prompt shown (relay down)",
+        to_qr,
+    );
+    stats(
+        "offline code typed -> pam_authenticate returned",
+        to_verdict,
     );
 }
 
@@ -966,6 +1027,7 @@ fn main() {
         "wake" => wake_latency(n.min(10_000), &store, instances),
         "idle" => idle_connections(n),
         "sealed" => sealed_cost(n.min(100_000)),
+        "offline" => offline(),
         // pending N HOSTS [h2|http1]
         "pending" => pending_logins(
             n,
@@ -986,7 +1048,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N [memory|redis [INSTANCES]]]|idle [N]|pending [N [HOSTS [h2|http1]]]|sealed [N]|ssh|webapp [N]|all] (got {other})"
+                "usage: pushmfa-bench [argon2|login|concurrent|push|relay [N [memory|redis [INSTANCES]]]|wake [N [memory|redis [INSTANCES]]]|idle [N]|pending [N [HOSTS [h2|http1]]]|sealed [N]|offline|ssh|webapp [N]|all] (got {other})"
             );
             std::process::exit(2);
         }
