@@ -9,7 +9,7 @@
 import * as db from "./js/db.js";
 import { checkRequest } from "./js/device.js";
 
-const CACHE = "pushmfa-shell-v2";
+const CACHE = "pushmfa-shell-v3";
 const SHELL = [
   "./",
   "index.html",
@@ -24,9 +24,14 @@ const SHELL = [
   "js/device.js",
   "js/hpke.js",
   "js/main.js",
+  "js/offline.js",
+  "js/offline_views.js",
   "js/protocol.js",
   "js/push.js",
+  "js/scan.js",
   "js/sealed.js",
+  "js/vendor/jsqr.js",
+  "js/vendor/jsqr.LICENSE",
   "js/views.js",
 ];
 

@@ -45,10 +45,15 @@ const ASSETS: &[Asset] = &[
     asset!("js/device.js", "text/javascript; charset=utf-8"),
     asset!("js/hpke.js", "text/javascript; charset=utf-8"),
     asset!("js/main.js", "text/javascript; charset=utf-8"),
+    asset!("js/offline.js", "text/javascript; charset=utf-8"),
+    asset!("js/offline_views.js", "text/javascript; charset=utf-8"),
     asset!("js/protocol.js", "text/javascript; charset=utf-8"),
     asset!("js/push.js", "text/javascript; charset=utf-8"),
+    asset!("js/scan.js", "text/javascript; charset=utf-8"),
     asset!("js/sealed.js", "text/javascript; charset=utf-8"),
     asset!("js/views.js", "text/javascript; charset=utf-8"),
+    asset!("js/vendor/jsqr.js", "text/javascript; charset=utf-8"),
+    asset!("js/vendor/jsqr.LICENSE", "text/plain; charset=utf-8"),
 ];
 
 /// `/app/...` (and `/` and `/app`, which lead there).

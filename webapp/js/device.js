@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import * as wc from "./crypto.js";
 import * as db from "./db.js";
 import * as hpke from "./hpke.js";
+import * as offline from "./offline.js";
 import {
   Decision,
   b64urlDecode,
@@ -19,6 +20,7 @@ import {
   parseEnrollLink,
   registrationMacInputV2,
   sanitize,
+  shownContext,
   splitChallenge,
 } from "./protocol.js";
 import * as sealed from "./sealed.js";
@@ -116,8 +118,9 @@ async function assertPasskey(account, message) {
   };
 }
 
-/** Enrolls: a new non-extractable signing key and a non-extractable
- *  encryption key (protocol 2: requests reach this phone sealed to it),
+/** Enrolls: a new non-extractable signing key, a non-extractable
+ *  encryption key (protocol 2: requests reach this phone sealed to it) and
+ *  a non-extractable offline key (codes for offline approval),
  *  registered through the relay the link names with a MAC under the link's
  *  secret; the account is stored only once the host accepted it (a verdict
  *  signed with the host key, so a relay cannot make a refused phone believe
@@ -138,6 +141,10 @@ export async function enroll(link, deviceName) {
   const passkey = e.userVerification ? await createPasskey(e) : null;
   const macInput = registrationMacInputV2(e.enrollmentId, hostId, publicKey, name, sealPublic, passkey?.blob ?? new Uint8Array(0));
   const mac = await wc.hmacSha256(e.secret, macInput);
+  // The key for offline codes, derived from the secret before it is wiped
+  // (the host derives the same one when it accepts this phone).
+  const deviceId = await wc.deviceId(publicKey);
+  const offlineKey = await offline.deriveKey(e.secret, deviceId);
   e.secret.fill(0);
   const channel = await api.register(e.relay, e.enrollmentId, {
     public_key: b64urlEncode(publicKey),
@@ -147,7 +154,6 @@ export async function enroll(link, deviceName) {
     ...(passkey ? { passkey: b64urlEncode(passkey.blob) } : {}),
   });
   const hostEncryptionKey = await hostAccepted(e, channel.device_token, publicKey);
-  const deviceId = await wc.deviceId(publicKey);
   const account = {
     id: b64urlEncode(deviceId),
     relay: e.relay,
@@ -167,6 +173,7 @@ export async function enroll(link, deviceName) {
     sealPublic,
     hostEncryptionKey,
     passkeyId: passkey?.id ?? null,
+    offlineKey,
     addedAt: Date.now(),
   };
   await db.accounts.put(account);
@@ -193,13 +200,7 @@ export async function checkRequest(account, item) {
     challenge,
     // The host's clock decides expiry; the countdown runs on ours.
     deadline: Date.now() + expiresIn * 1000,
-    shown: {
-      host: sanitize(challenge.hostName),
-      user: sanitize(challenge.context.user),
-      service: sanitize(challenge.context.service),
-      rhost: sanitize(challenge.context.rhost),
-      tty: sanitize(challenge.context.tty),
-    },
+    shown: shownContext(challenge),
   };
 }
 

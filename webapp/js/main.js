@@ -5,8 +5,11 @@
 import * as db from "./db.js";
 import * as device from "./device.js";
 import { parseEnrollLink, sanitize } from "./protocol.js";
+import * as offline from "./offline.js";
+import { offlineCard, offlineCode, offlineScan } from "./offline_views.js";
 import * as push from "./push.js";
-import { RequestCard, accountList, enrollForm, h, notifications, welcome } from "./views.js";
+import * as scan from "./scan.js";
+import { RequestCard, accountList, enrollForm, h, notifications, offlineEntry, welcome } from "./views.js";
 
 const app = document.getElementById("app");
 const statusLine = document.getElementById("status");
@@ -18,9 +21,9 @@ let requestsSection = null;
 const REMOVE_AFTER_MS = 15000;
 const POLL_WAIT_SECS = 30;
 
-function setStatus(text, offline = false) {
+function setStatus(text, isOffline = false) {
   statusLine.textContent = text;
-  statusLine.classList.toggle("offline", offline);
+  statusLine.classList.toggle("offline", isOffline);
 }
 
 /** Retry waits, cut short when the browser says it is online again. */
@@ -149,6 +152,7 @@ async function showHome(notice, isError = false) {
       note,
       requestsSection,
       notifications(pushState, { onEnable: () => enableNotifications(accounts) }),
+      offlineEntry({ onScan: showOffline }),
       accountList(accounts, { onRename: rename, onRemove: remove }),
     ].filter(Boolean),
   );
@@ -372,3 +376,44 @@ window.addEventListener("hashchange", () => {
 });
 
 boot();
+
+/** Offline approval: the camera (or a paste), the request, the code. */
+async function showOffline() {
+  stopPolling();
+  setStatus("");
+  let scanner = null;
+  const leave = () => {
+    scanner?.stop();
+    showHome();
+  };
+  const check = async (text) => {
+    scanner?.stop();
+    try {
+      const request = await offline.checkRequest(await db.accounts.all(), text);
+      showOfflineRequest(request);
+    } catch (e) {
+      view.say(e.message);
+    }
+  };
+  const view = offlineScan({ onText: check, onCancel: leave });
+  app.replaceChildren(view.el);
+  app.focus();
+  try {
+    scanner = await scan.start(view.video, check);
+  } catch (e) {
+    view.noCamera(e.message);
+  }
+}
+
+function showOfflineRequest(request) {
+  app.replaceChildren(
+    offlineCard(request, {
+      onApprove: async () => {
+        const code = await offline.approve(request);
+        app.replaceChildren(offlineCode(request, code, { onDone: () => showHome() }));
+      },
+      onReject: () => showHome("Not approved: no code was shown. If you did not start this sign-in, tell your administrator."),
+    }),
+  );
+  app.focus();
+}

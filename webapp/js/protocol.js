@@ -85,6 +85,18 @@ class Reader {
   }
 }
 
+/** What a request shows of a decoded challenge: its text fields cleaned
+ *  for display. */
+export function shownContext(challenge) {
+  return {
+    host: sanitize(challenge.hostName),
+    user: sanitize(challenge.context.user),
+    service: sanitize(challenge.context.service),
+    rhost: sanitize(challenge.context.rhost),
+    tty: sanitize(challenge.context.tty),
+  };
+}
+
 /** Decodes a host-signed challenge (its signature is checked elsewhere). */
 export function decodeChallenge(bytes) {
   const r = new Reader(bytes);

@@ -17,6 +17,24 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Who signs in where, as a request shows it (already cleaned). */
+export function contextList(shown) {
+  return h(
+    "dl",
+    {},
+    h("dt", {}, "Host"),
+    h("dd", {}, shown.host),
+    h("dt", {}, "User"),
+    h("dd", {}, shown.user),
+    h("dt", {}, "Service"),
+    h("dd", {}, shown.service),
+    h("dt", {}, "From"),
+    h("dd", {}, shown.rhost || "this computer"),
+    h("dt", {}, "Terminal"),
+    h("dd", {}, shown.tty || "-"),
+  );
+}
+
 function title(account) {
   return account.label || `${account.account} on ${account.hostName}`;
 }
@@ -131,20 +149,7 @@ export class RequestCard {
         onkeydown: (e) => this.key(e),
       },
       h("h2", { id: headingId }, `${s.user} → ${s.service} on ${s.host}`),
-      h(
-        "dl",
-        {},
-        h("dt", {}, "Host"),
-        h("dd", {}, s.host),
-        h("dt", {}, "User"),
-        h("dd", {}, s.user),
-        h("dt", {}, "Service"),
-        h("dd", {}, s.service),
-        h("dt", {}, "From"),
-        h("dd", {}, s.rhost || "this computer"),
-        h("dt", {}, "Terminal"),
-        h("dd", {}, s.tty || "-"),
-      ),
+      contextList(s),
       this.countdown,
       h("p", { class: "prompt" }, "Type the number shown at the sign-in prompt:"),
       this.display,
@@ -232,6 +237,18 @@ export function notifications(state, handlers) {
     state === "off"
       ? h("button", { type: "button", class: "primary", onclick: handlers.onEnable }, "Turn on notifications")
       : null,
+  );
+}
+
+/** The way into offline approval, for when a sign-in prompt shows a QR
+ *  code (no network on the computer or on this phone). */
+export function offlineEntry(handlers) {
+  return h(
+    "section",
+    { "aria-labelledby": "offline-entry-title" },
+    h("h2", { id: "offline-entry-title" }, "No network?"),
+    h("p", { class: "muted" }, "If the sign-in prompt shows a QR code, scan it here for a code to type."),
+    h("button", { type: "button", class: "primary", id: "scan-offline", onclick: handlers.onScan }, "Scan a sign-in code"),
   );
 }
 

@@ -4,7 +4,10 @@
 // stdin; each gets one JSON line back on stdout: {"ok": true, ...} or
 // {"ok": false, "error": "..."}.
 //
-//   node webapp/tests/phone.mjs [--width 360] [--dark]
+//   node webapp/tests/phone.mjs [--width 360] [--dark] [--camera FILE.y4m]
+//
+// --camera gives the phone a camera that shows FILE (Chromium's fake
+// capture device reads it when the app starts the camera).
 
 import { createECDH, createHmac, createDecipheriv, createPublicKey, randomBytes, verify } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -18,11 +21,13 @@ const args = process.argv.slice(2);
 const width = Number(args[args.indexOf("--width") + 1]) || 360;
 const executablePath = process.env.PUSHMFA_CHROMIUM ?? "/usr/bin/chromium";
 
+const camera = args.includes("--camera") ? args[args.indexOf("--camera") + 1] : null;
 const browser = await chromium.launch({
   executablePath,
   headless: true,
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
+    "--disable-component-update", "--disable-sync",
+    ...(camera ? ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", `--use-file-for-fake-video-capture=${camera}`] : [])],
 });
 const context = await browser.newContext({
   viewport: { width, height: 800 },
@@ -30,6 +35,7 @@ const context = await browser.newContext({
   isMobile: true,
   hasTouch: true,
   colorScheme: args.includes("--dark") ? "dark" : "light",
+  permissions: camera ? ["camera"] : [],
   // Most scenarios test the page, not the offline cache.
   serviceWorkers: args.includes("--service-workers") ? "allow" : "block",
 });
@@ -140,6 +146,44 @@ const card = (status = "open") => page.locator(`article.card[data-status="${stat
 const authn = { cdp: null, id: null };
 
 const commands = {
+  /** Offline approval: opens the scanner from the home screen, then reads
+   *  the QR code with the camera, or pastes `paste`; returns the request
+   *  card's fields, or the reason the app gave for refusing it. */
+  async offline_request({ paste = null, timeout = 15000 }) {
+    await page.click("#scan-offline");
+    await page.locator("#offline").waitFor();
+    if (paste !== null) {
+      await page.fill("#offline-text", paste);
+      await page.getByRole("button", { name: "Check", exact: true }).click();
+    }
+    const card = page.locator("#offline-request");
+    const alert = page.locator("#offline p[role=alert]:not(:empty)");
+    await card.or(alert).first().waitFor({ timeout });
+    if (!(await card.isVisible())) {
+      const refused = await alert.textContent();
+      await page.getByRole("button", { name: "Cancel", exact: true }).click();
+      return { refused };
+    }
+    const [host, user, service, from, tty] = await card.locator("dd").allTextContents();
+    return { host, user, service, from, tty, heading: await card.locator("h2").textContent() };
+  },
+  /** On the request card: approve and read the code, or "Not me". */
+  async offline_answer({ approve = true }) {
+    const card = page.locator("#offline-request");
+    if (!approve) {
+      await card.getByRole("button", { name: "Not me", exact: true }).click();
+      return { notice: await page.locator("main p[role=status]").textContent() };
+    }
+    await card.getByRole("button", { name: "Approve and show the code", exact: true }).click();
+    const code = page.locator("#offline-code output[data-code]");
+    await code.waitFor();
+    return { code: await code.getAttribute("data-code") };
+  },
+  async offline_done() {
+    await page.locator("#offline-code").getByRole("button", { name: "Done", exact: true }).click();
+    await page.locator("#scan-offline").waitFor();
+    return {};
+  },
   async open({ url }) {
     await page.goto(url);
     await page.waitForSelector("main :is(form, section)");
