@@ -39,6 +39,8 @@ fn screenshot(phone: &mut BrowserPhone, name: &str) -> Result<(), String> {
 /// (a panic inside the PAM conversation would abort the process).
 #[derive(Default)]
 struct Seen {
+    /// Save the request's screen for the docs.
+    screenshot: bool,
     prompt: String,
     request: Value,
     answer: Value,
@@ -68,7 +70,7 @@ fn phone_answers(
         };
         let got = asked.and_then(|r| {
             s.request = r;
-            if camera.is_some() {
+            if s.screenshot {
                 screenshot(&mut p, "05-offline-request")?;
             }
             p.try_call(json!({"cmd": "offline_answer"}))
@@ -109,7 +111,10 @@ fn the_app_reads_the_qr_code_with_the_camera_in_airplane_mode_and_its_code_logs_
         .borrow_mut()
         .call(json!({"cmd": "wait_status_text", "text": "No connection to the relay"}));
 
-    let seen = Rc::new(RefCell::new(Seen::default()));
+    let seen = Rc::new(RefCell::new(Seen {
+        screenshot: true,
+        ..Seen::default()
+    }));
     let (code, transcript) = e
         .pam(SVC, "alice")
         .rhost("203.0.113.7")
@@ -195,5 +200,30 @@ fn without_a_camera_the_request_is_pasted_and_a_forged_one_is_refused() {
     let s = seen.borrow();
     assert_eq!(code, rc::SUCCESS, "{transcript:?}\n{}", s.error);
     assert_eq!(s.request["from"], "this computer");
+    e.wait_for_log("method=offline device=\"phone\"");
+}
+
+#[test]
+fn with_no_service_worker_the_camera_still_reads_the_code_once_the_relay_is_gone() {
+    // The app was opened while the relay was up; it fetched the QR reader
+    // then. With no service worker to keep a copy, that is what lets the
+    // camera work after the relay is gone.
+    let mut relay = Relay::start();
+    let e = env_for(&relay.url);
+    let camera = e.dir.path().join("camera.y4m");
+    let phone = Rc::new(RefCell::new(BrowserPhone::start(&[
+        "--camera",
+        camera.to_str().unwrap(),
+    ])));
+    phone.borrow_mut().enroll(&e, &relay.url, "alice", "phone");
+    relay.stop();
+    let seen = Rc::new(RefCell::new(Seen::default()));
+    let (code, transcript) = e
+        .pam(SVC, "alice")
+        .answer(phone_answers(&phone, Some(camera), &seen))
+        .run();
+    let s = seen.borrow();
+    assert_eq!(s.error, "", "{transcript:?}");
+    assert_eq!(code, rc::SUCCESS, "{transcript:?}\n{:?}", s.answer);
     e.wait_for_log("method=offline device=\"phone\"");
 }

@@ -158,6 +158,9 @@ async function showHome(notice, isError = false) {
   );
   updateEmpty();
   syncPollers(accounts);
+  // The QR reader for offline approval, fetched now while the relay that
+  // serves the app is reachable (offline approval is for when it is not).
+  scan.prepare().catch(() => undefined);
 }
 
 function updateEmpty() {

@@ -4,16 +4,38 @@
 // taken as the camera delivers them (requestVideoFrameCallback), not on a
 // timer.
 
+let decoder = null;
+
+/** Starts loading the decoder the scanner will use, if the browser has
+ *  none of its own: called once the app is up, so the camera works later
+ *  even when the relay that serves the app can no longer be reached (and
+ *  no service worker keeps a copy). */
+export function prepare() {
+  decoder ??= (async () => {
+    if ("BarcodeDetector" in self) {
+      const formats = await BarcodeDetector.getSupportedFormats().catch(() => []);
+      if (formats.includes("qr_code")) return { native: new BarcodeDetector({ formats: ["qr_code"] }) };
+    }
+    const { default: jsQR } = await import("./vendor/jsqr.js");
+    return { jsQR };
+  })();
+  // A failed load is tried again at the next call.
+  decoder.catch(() => {
+    decoder = null;
+  });
+  return decoder;
+}
+
 /** A function from a video frame to the QR code's text, or null. */
 async function detector() {
-  if ("BarcodeDetector" in self) {
-    const formats = await BarcodeDetector.getSupportedFormats().catch(() => []);
-    if (formats.includes("qr_code")) {
-      const d = new BarcodeDetector({ formats: ["qr_code"] });
-      return async (video) => (await d.detect(video))[0]?.rawValue ?? null;
-    }
+  let found;
+  try {
+    found = await prepare();
+  } catch {
+    throw new Error("The QR code reader could not be loaded (no network, and no copy on this phone): paste the request instead.");
   }
-  const { default: jsQR } = await import("./vendor/jsqr.js");
+  if (found.native) return async (video) => (await found.native.detect(video))[0]?.rawValue ?? null;
+  const { jsQR } = found;
   const canvas = document.createElement("canvas");
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   return async (video) => {
@@ -41,7 +63,13 @@ export async function start(video, onText) {
   } catch {
     throw new Error("The camera is not available or was not allowed: paste the request instead.");
   }
-  const detect = await detector();
+  let detect;
+  try {
+    detect = await detector();
+  } catch (e) {
+    for (const t of stream.getTracks()) t.stop();
+    throw e;
+  }
   let stopped = false;
   const stop = () => {
     stopped = true;
