@@ -355,3 +355,68 @@ fn a_long_context_is_shortened_so_the_qr_code_still_fits_80_columns() {
         got[2]
     );
 }
+
+#[test]
+fn the_authenticator_asks_before_it_shows_a_code_and_takes_a_wrapped_paste() {
+    use std::io::Write;
+    let (e, phone) = offline_setup("");
+    let request = Rc::new(RefCell::new(String::new()));
+    let keep = request.clone();
+    let (code, _) = e
+        .pam(SVC, "alice")
+        .answer(Answer::Reply(Box::new(move |p: &str| {
+            *keep.borrow_mut() = request_in(p);
+            String::new()
+        })))
+        .answer(Answer::Fail)
+        .run();
+    assert_eq!(code, rc::CONV_ERR);
+    let run = |stdin: &str| {
+        let mut child = Command::new(bin("pushmfa-authenticator"))
+            .arg("--store")
+            .arg(&phone.dir)
+            .arg("offline")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    // Pasted across lines as a terminal wraps it, then "no": no code.
+    let wrapped: String = request
+        .borrow()
+        .as_bytes()
+        .chunks(80)
+        .map(|l| format!("{}\n", String::from_utf8_lossy(l)))
+        .collect();
+    let (ok, out) = run(&format!("{wrapped}\nn\n"));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Approve? Only if you started this sign-in yourself"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Not approved: no code shown.") && !out.contains("Code: "),
+        "{out}"
+    );
+    let (ok, out) = run(&format!("{wrapped}\ny\n"));
+    assert!(ok && out.contains("Code: "), "{out}");
+    // Garbage: a clear error, no code.
+    let (ok, out) = run("PUSHMFA-OFFLINE:ABC!\n\n");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("the request has a character that is not base32 ('!')"),
+        "{out}"
+    );
+    assert!(!out.contains("Code: "), "{out}");
+}
