@@ -3,7 +3,8 @@
 # temporary ports and sockets, a software authenticator enrolled through
 # `pushmfa enroll` (QR code + URI), then real PAM logins (pamtester under
 # pam_wrapper, loading the built pam_pushmfa.so): one approved on the
-# "phone", one denied, one with a recovery code; then the phone web app in
+# "phone", one denied, one with a recovery code, one with an offline code
+# (no network on the phone); then the phone web app in
 # a headless Chromium, enrolled from the link and approving a login (a
 # screenshot lands in target/demo-phone.png). Nothing outside a temporary
 # directory and that file is touched.
@@ -108,6 +109,38 @@ if login deny ""; then echo "UNEXPECTED: a denied login succeeded" >&2; exit 1; 
 step "No phone at hand: type a recovery code at the same prompt"
 login none "$code"
 
+# The phone has no signal: the user types o, the prompt shows the request
+# as a QR code and a line of text, the authenticator checks it (no network)
+# and prints the code, which the user types.
+offline_login() {
+  local rt out err
+  rt=$(mktemp -d "$work/pwrap.XXXX"); out=$rt/out; err=$rt/err
+  mkfifo "$rt/in"
+  LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/pam.d" PAM_WRAPPER_RUNTIME_DIR="$rt" \
+    pamtester -I rhost=203.0.113.7 sshd "$user" authenticate <"$rt/in" >"$out" 2>"$err" &
+  local pt=$!
+  exec 3>"$rt/in"
+  wait_for "$err" "Approve on your phone" "$pt"
+  printf '%s\n(types: o)\n' "$(cat "$err")"
+  echo o >&3
+  wait_for "$err" "Code from your phone" "$pt"
+  sed '1s/^.*phone is offline): //' "$err"; echo
+  local request; request=$(grep -o 'PUSHMFA-OFFLINE:[A-Z2-7]*' "$err" | head -n1)
+  local shown; shown=$("${phone[@]}" offline --yes "$request")
+  printf '$ pushmfa-authenticator offline --yes PUSHMFA-OFFLINE:...\n%s\n' "$shown"
+  local code; code=$(printf '%s\n' "$shown" | sed -n 's/^Code: //p')
+  printf '(types: %s)\n' "$code"
+  echo "$code" >&3
+  exec 3>&-
+  set +e; wait "$pt"; local rc=$?; set -e
+  cat "$out"
+  echo "(pamtester exit code $rc)"
+  return $rc
+}
+
+step "No network on the phone: type o, the phone reads the QR code (here: the line of text) and shows a code"
+offline_login
+
 step "The phone web app: a headless Chromium opens the link pushmfa enroll prints"
 coproc BROWSER { node webapp/tests/phone.mjs; }
 pids+=($BROWSER_PID)
@@ -143,4 +176,5 @@ cat "$work/helper.log"
 if grep -q "$code" "$work/helper.log"; then echo "UNEXPECTED: a code reached the log" >&2; exit 1; fi
 echo
 echo "Demo finished: approved on the phone, denied on the phone, a recovery code at the same prompt,"
+echo "an offline code from the phone with no network,"
 echo "and an approval in the phone web app (screenshot: target/demo-phone.png)."
