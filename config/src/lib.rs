@@ -291,18 +291,26 @@ pub struct Policy {
     pub unenrolled: Unenrolled,
     pub failmode: FailMode,
     /// Offline approval (a code from the phone for a challenge shown as a
-    /// QR code), for services not in `offline_services`.
+    /// QR code), unless a service's own table says otherwise.
     pub offline: Offline,
-    /// Per PAM service, overriding `offline`.
-    pub offline_services: std::collections::BTreeMap<String, Offline>,
+    /// `[policy.services.NAME]`: settings for one PAM service, overriding
+    /// the ones above.
+    pub services: std::collections::BTreeMap<String, ServicePolicy>,
+}
+
+/// What `[policy.services.NAME]` may override for that PAM service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicePolicy {
+    pub offline: Option<Offline>,
 }
 
 impl Policy {
     /// Whether offline approval may be used for `service`.
     pub fn offline_for(&self, service: &str) -> Offline {
-        self.offline_services
+        self.services
             .get(service)
-            .copied()
+            .and_then(|s| s.offline)
             .unwrap_or(self.offline)
     }
 }
@@ -741,6 +749,28 @@ mod tests {
 
     fn parse(t: &str) -> Result<Config, ConfigError> {
         Config::parse(t, Path::new("/etc/pushmfa/pushmfa.toml"))
+    }
+
+    #[test]
+    fn a_service_table_overrides_offline_and_refuses_unknown_keys() {
+        let c =
+            parse("[policy]\noffline = \"allow\"\n\n[policy.services.sshd]\noffline = \"deny\"\n")
+                .unwrap();
+        assert_eq!(c.policy.offline_for("sshd"), Offline::Deny);
+        assert_eq!(c.policy.offline_for("sudo"), Offline::Allow);
+        let c = parse("[policy]\noffline = \"deny\"\n[policy.services.sudo]\n").unwrap();
+        assert_eq!(c.policy.offline_for("sudo"), Offline::Deny);
+        let e = parse("[policy.services.sshd]\nofline = \"deny\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2:1: key `ofline`"), "{e}");
+        let e = parse("[policy.services.sshd]\noffline = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":2:") && e.contains("allow") && e.contains("deny"),
+            "{e}"
+        );
     }
 
     #[test]

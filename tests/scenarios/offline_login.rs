@@ -279,7 +279,7 @@ fn a_code_for_another_host_or_after_expiry_is_refused() {
 
 #[test]
 fn offline_can_be_turned_off_per_service_and_old_devices_are_told_to_re_enroll() {
-    let (e, phone) = offline_setup("[policy.offline_services]\npushmfa-test = \"deny\"\n");
+    let (e, phone) = offline_setup("[policy.services.pushmfa-test]\noffline = \"deny\"\n");
     let (code, seen) = e.pam(SVC, "alice").answer(Answer::Fail).run();
     assert_eq!(code, rc::CONV_ERR);
     // Wait mode (no remote host): the number, then the reason, then codes.
