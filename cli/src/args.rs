@@ -67,6 +67,11 @@ pub enum Command {
     },
     /// Check configuration, permissions, socket and state, and say what to fix.
     Doctor,
+    /// Who needs the second factor ([policy] in pushmfa.toml).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Point this host at a push relay (or back to recovery codes only).
     ///
     /// Edits the configuration file (--config) in place, keeping its
@@ -91,6 +96,30 @@ pub enum Command {
         /// The host name shown on the phone (default: this machine's host name).
         #[arg(long, value_name = "NAME")]
         host_name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Show which [policy] rule applies to a login and why (root only).
+    ///
+    /// The helper evaluates the rules exactly as for a real login, groups
+    /// from NSS included, and prints the rule that decided, the groups it
+    /// saw and the settings that then apply to the service. Nothing is
+    /// logged in or changed.
+    Explain {
+        /// The user who would log in.
+        #[arg(long)]
+        user: String,
+        /// The PAM service (sshd, sudo, login, ...).
+        #[arg(long)]
+        service: String,
+        /// The remote address (PAM_RHOST), as sshd would report it.
+        #[arg(long)]
+        rhost: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

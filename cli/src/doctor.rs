@@ -95,7 +95,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> Vec<Check> {
         for url in &cfg.backend.url.0 {
             out.push(check_relay(url, &cfg.backend.ca_file));
         }
-        if cfg.policy.failmode == pushmfa_config::FailMode::Safe {
+        if cfg.policy.failmode_anywhere_safe() {
             out.push(check(
                 Status::Warn,
                 "failmode",

@@ -2,7 +2,7 @@
 //! `configure` is one admin call to pushmfa-helper over its socket.
 //!
 //! Modules run one way: `run` (dispatch) -> commands (`account`, `enroll`,
-//! `devices`, `configure`, `doctor`) -> `proof` -> `calls` -> the wire
+//! `devices`, `policy`, `configure`, `doctor`) -> `proof` -> `calls` -> the wire
 //! types in `pushmfa_protocol`.
 #![cfg_attr(
     not(test),
@@ -16,9 +16,10 @@ pub mod configure;
 mod devices;
 pub mod doctor;
 mod enroll;
+mod policy;
 mod proof;
 
-use args::{Cli, Command, RecoveryCommand};
+use args::{Cli, Command, PolicyCommand, RecoveryCommand};
 use pushmfa_config::Config;
 use pushmfa_protocol::ipc::AdminRequest;
 use std::process::ExitCode;
@@ -41,6 +42,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Devices { command } => devices::devices(&socket, command),
         Command::Reset { user } => calls::done(&socket, AdminRequest::Reset { user }),
         Command::Doctor => return doctor::report(&cli.config, cli.socket.as_deref()),
+        Command::Policy {
+            command:
+                PolicyCommand::Explain {
+                    user,
+                    service,
+                    rhost,
+                    json,
+                },
+        } => policy::explain(&socket, user, service, rhost, json),
         Command::Configure {
             relay_urls,
             no_relay,

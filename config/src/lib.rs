@@ -9,8 +9,11 @@
 )]
 
 pub mod edit;
+pub mod policy;
 pub mod relay;
 pub mod secure;
+
+pub use policy::{FailMode, Offline, Policy, ServicePolicy, Unenrolled};
 
 pub use secure::{
     InsecureReason, OpenError, check_secure_dir, check_secure_path, open_secure_file, replace_file,
@@ -279,64 +282,6 @@ impl Default for Recovery {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum Unenrolled {
-    #[default]
-    Deny,
-    Ignore,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct Policy {
-    pub unenrolled: Unenrolled,
-    pub failmode: FailMode,
-    /// Offline approval (a code from the phone for a challenge shown as a
-    /// QR code), unless a service's own table says otherwise.
-    pub offline: Offline,
-    /// `[policy.services.NAME]`: settings for one PAM service, overriding
-    /// the ones above.
-    pub services: std::collections::BTreeMap<String, ServicePolicy>,
-}
-
-/// What `[policy.services.NAME]` may override for that PAM service.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServicePolicy {
-    pub offline: Option<Offline>,
-}
-
-impl Policy {
-    /// Whether offline approval may be used for `service`.
-    pub fn offline_for(&self, service: &str) -> Offline {
-        self.services
-            .get(service)
-            .and_then(|s| s.offline)
-            .unwrap_or(self.offline)
-    }
-}
-
-/// Whether a login may be approved with an offline code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Offline {
-    #[default]
-    Allow,
-    Deny,
-}
-
-/// What happens when the push backend cannot be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum FailMode {
-    /// Fall back to the recovery-code prompt.
-    #[default]
-    Secure,
-    /// Let the login through, with a loud log line.
-    Safe,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     #[default]
     Info,
@@ -589,6 +534,25 @@ impl Config {
                 ));
             }
         }
+        for net in &self.policy.exempt_networks {
+            policy::parse_network(net).map_err(|e| ("policy", "exempt_networks", e))?;
+        }
+        for (key, names) in [
+            ("require_groups", &self.policy.require_groups),
+            ("exempt_users", &self.policy.exempt_users),
+            ("exempt_groups", &self.policy.exempt_groups),
+        ] {
+            if names
+                .iter()
+                .any(|n| n.is_empty() || n.chars().any(char::is_whitespace))
+            {
+                return Err((
+                    "policy",
+                    key,
+                    "names must be non-empty, without spaces".into(),
+                ));
+            }
+        }
         let e = &self.enrollment;
         range(
             "enrollment",
@@ -749,6 +713,31 @@ mod tests {
 
     fn parse(t: &str) -> Result<Config, ConfigError> {
         Config::parse(t, Path::new("/etc/pushmfa/pushmfa.toml"))
+    }
+
+    #[test]
+    fn scoping_rules_fail_closed_with_file_line_key() {
+        let c = parse("[policy]\nexempt_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]\nrequire_groups = [\"admins\"]\n").unwrap();
+        assert_eq!(c.policy.networks().len(), 2);
+        let e = parse("[log]\n\n[policy]\nexempt_networks = [\"10.0.0.0/8\", \"10.1.2.3\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pushmfa.toml:4:1: key `policy.exempt_networks`: \"10.1.2.3\" is not a network in CIDR form"),
+            "{e}"
+        );
+        let e = parse("[policy]\nexempt_network = [\"10.0.0.0/8\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2:1: key `exempt_network`"), "{e}");
+        let e = parse("[policy]\nexempt_users = [\"\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2:1: key `policy.exempt_users`"), "{e}");
+        let e = parse("[policy.services.sshd]\nmode = \"wait\"\nunenrolled = \"enroll\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3:"), "{e}");
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //! run (start-up) -> server (accept loop)
 //!   -> handlers: login/ (one login: conversation, push step, code prompts),
 //!                admin/ (one handler per admin request, enrollment)
-//!   -> services: proof, push/ (challenge, delivery), user_state, push_book, ctx
-//!   -> domain:   recovery, offline_codes, codes, terminal_qr, hashing, hostkey,
+//!   -> services: proof, push/ (challenge, delivery), user_state, scoping, push_book, ctx
+//!   -> domain:   recovery, offline_codes, codes, terminal_qr, groups, hashing, hostkey,
 //!                relay_client, conn, peer, clock, log
 //! ```
 #![cfg_attr(
@@ -28,6 +28,7 @@ mod clock;
 pub mod codes;
 mod conn;
 mod ctx;
+mod groups;
 mod hashing;
 mod hostkey;
 mod log;
@@ -39,6 +40,7 @@ mod push;
 mod push_book;
 mod recovery;
 mod relay_client;
+mod scoping;
 mod server;
 mod terminal_qr;
 mod tls_pin;
@@ -139,7 +141,7 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        if cfg.policy.failmode == pushmfa_config::FailMode::Safe {
+        if cfg.policy.failmode_anywhere_safe() {
             log.warning(FAILMODE_SAFE_WARNING);
         }
         let r = &cfg.recovery;

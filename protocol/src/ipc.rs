@@ -172,6 +172,12 @@ pub enum AdminRequest {
     },
     /// Removes all of a user's devices and codes (admin only).
     Reset { user: String },
+    /// Which `[policy]` rule applies to a login, and why (admin only).
+    PolicyExplain {
+        user: String,
+        service: String,
+        rhost: Option<String>,
+    },
 }
 
 /// How a user who is already enrolled proves it is them before changing
@@ -221,6 +227,27 @@ pub enum AdminReply {
         user: String,
         devices: Vec<DeviceInfo>,
     },
+    PolicyExplanation(PolicyExplanation),
+}
+
+/// What the scoping rules decide for one login, as a login would decide it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyExplanation {
+    pub user: String,
+    pub service: String,
+    pub rhost: Option<String>,
+    /// The user's groups from NSS; None when no rule needed them.
+    pub groups: Option<Vec<String>>,
+    /// Whether the second factor is required.
+    pub required: bool,
+    /// The rule that decided: exempt_users, exempt_groups, exempt_networks,
+    /// require_groups, default, or nss_lookup (the groups could not be
+    /// looked up: required).
+    pub rule: String,
+    pub why: String,
+    /// The settings that then apply to this service, as `key = value`.
+    pub settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

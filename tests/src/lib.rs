@@ -234,6 +234,8 @@ pub struct TestEnv {
     helper: Option<Helper>,
     /// uid and gid the helper runs as (None: as the test, usually root).
     run_as: Option<(u32, u32)>,
+    /// Extra environment for the helper (nss_wrapper).
+    helper_env: Vec<(String, String)>,
 }
 
 impl TestEnv {
@@ -284,6 +286,7 @@ impl TestEnv {
             pam_dir,
             helper: None,
             run_as: None,
+            helper_env: Vec::new(),
         }
     }
 
@@ -326,7 +329,25 @@ impl TestEnv {
             None => Command::new(bin("pushmfa-helper")),
         };
         cmd.arg("--config").arg(&self.config).arg("--log-stderr");
+        cmd.envs(self.helper_env.iter().map(|(k, v)| (k, v)));
         self.spawn_helper(cmd, "listening on")
+    }
+
+    /// Users and groups the helper sees through NSS, from these files (in
+    /// passwd(5) and group(5) form) instead of the machine's: nss_wrapper,
+    /// preloaded into the helper only. Call before `start_helper`.
+    pub fn nss(&mut self, passwd: &str, group: &str) {
+        let (p, g) = (
+            self.dir.path().join("passwd"),
+            self.dir.path().join("group"),
+        );
+        std::fs::write(&p, passwd).unwrap_or_else(|e| panic!("write passwd: {e}"));
+        std::fs::write(&g, group).unwrap_or_else(|e| panic!("write group: {e}"));
+        self.helper_env = vec![
+            ("LD_PRELOAD".into(), "libnss_wrapper.so".into()),
+            ("NSS_WRAPPER_PASSWD".into(), p.display().to_string()),
+            ("NSS_WRAPPER_GROUP".into(), g.display().to_string()),
+        ];
     }
 
     /// Starts the helper the way systemd's socket activation does: another

@@ -7,6 +7,7 @@
 mod account;
 mod devices;
 mod enroll;
+mod policy;
 mod target;
 
 use crate::conn::Conn;
@@ -54,6 +55,11 @@ async fn handle(
             devices::rename(ctx, peer, user, device, name).await
         }
         AdminRequest::Reset { user } => account::reset(ctx, peer, user).await,
+        AdminRequest::PolicyExplain {
+            user,
+            service,
+            rhost,
+        } => policy::explain(ctx, peer, user, service, rhost).await,
         AdminRequest::Enroll { .. } => Err("enrollment is handled on its own connection".into()),
     }
 }

@@ -31,6 +31,9 @@ pub(super) struct Conversation<'a> {
     pub(super) user: Option<UserName>,
     /// Under PAM_SILENT, error lines waiting to be shown with the next prompt.
     pub(super) held: Vec<String>,
+    /// The scoping rule that decided whether this login needs the second
+    /// factor (`[policy]`), for the decision's log line.
+    pub(super) rule: &'static str,
 }
 
 impl Conversation<'_> {
@@ -120,7 +123,7 @@ impl Conversation<'_> {
     ) {
         let b = &self.begin;
         let line = format!(
-            "login user={} service={} rhost={} tty={} ruser={} peer_uid={} peer_pid={} outcome={} ({})",
+            "login user={} service={} rhost={} tty={} ruser={} peer_uid={} peer_pid={} outcome={} ({}) rule={}",
             Q(&b.user),
             Q(&b.service),
             opt(b.rhost.as_deref()),
@@ -130,6 +133,7 @@ impl Conversation<'_> {
             self.peer.pid.map_or("-".into(), |p| p.to_string()),
             outcome_name(outcome),
             sanitize(detail, false),
+            self.rule,
         );
         match outcome {
             Outcome::Success | Outcome::Ignore => self.ctx.log.info(&line),

@@ -20,12 +20,14 @@ use crate::ctx::Ctx;
 use crate::log::Q;
 use crate::peer::{self, Peer};
 use crate::recovery::RecoveryError;
+use crate::scoping;
 use crate::user_state;
 use conversation::{Conversation, End};
 use offline::OfflineEnd;
 use push::PushEnd;
 use pushmfa_config::Unenrolled;
 use pushmfa_protocol::ipc::{Begin, Outcome, Response};
+use pushmfa_protocol::text::sanitize;
 use pushmfa_state::{UserName, UserState};
 use zeroize::Zeroizing;
 
@@ -63,12 +65,28 @@ pub async fn run(ctx: &Ctx, conn: &mut Conn, peer: Peer, begin: Begin) {
         begin,
         user,
         held: Vec::new(),
+        // Until the rules are read: a login that ends before that was
+        // decided by nothing in [policy].
+        rule: "-",
     };
     steps(&mut conv).await;
 }
 
-/// Push first (when a backend is configured), then recovery codes.
+/// The scoping rules first (`[policy]`); then push (when a backend is
+/// configured), offline approval, recovery codes.
 async fn steps(conv: &mut Conversation<'_>) {
+    let decided = scoping::decide(conv.ctx, &conv.begin.user, conv.begin.rhost.as_deref()).await;
+    let scope = decided.scope;
+    conv.rule = scope.rule;
+    if scope.rule == "nss_lookup" {
+        conv.ctx
+            .log
+            .error(&format!("policy: {}", sanitize(&scope.why, false)));
+    }
+    if !scope.required {
+        let detail = format!("policy: no second factor needed, {}", scope.why);
+        return conv.finish(Outcome::Ignore, &detail).await;
+    }
     let state = match load_state(conv).await {
         Ok(s) => s,
         Err(e) => {
@@ -78,7 +96,7 @@ async fn steps(conv: &mut Conversation<'_>) {
         }
     };
     let enrolled = state.enrolled();
-    if !enrolled && conv.ctx.cfg.policy.unenrolled == Unenrolled::Ignore {
+    if !enrolled && conv.ctx.cfg.policy.unenrolled_for(&conv.begin.service) == Unenrolled::Ignore {
         return conv
             .finish(Outcome::Ignore, "not enrolled (policy: ignore)")
             .await;

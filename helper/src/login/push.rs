@@ -7,6 +7,7 @@ use crate::log::Q;
 use crate::peer;
 use crate::push::challenge::{self, Issued};
 use crate::push::delivery::{Undelivered, Waited, Withdraw, await_answer, post_everywhere};
+use crate::push::mode::effective_mode;
 use crate::push_book::Blocked;
 use crate::user_state;
 use pushmfa_config::{FailMode, PushMode};
@@ -38,20 +39,6 @@ pub const MSG_UNREACHABLE: &str = "Your phone cannot be reached right now.";
 pub const MSG_DENIED: &str = "Denied on your phone.";
 pub const MSG_WRONG_NUMBER: &str = "The number entered on the phone did not match.";
 pub const MSG_NEEDS_VERIFICATION: &str = "This sign-in must be approved with your phone's screen lock or fingerprint, and none of your devices can do that (a command-line authenticator cannot). Enroll the web app on a phone with a screen lock.";
-
-/// `prompt` for a service configured so, or when there is a remote host
-/// (OpenSSH shows info text only with the next prompt); `wait` otherwise.
-pub fn mode_for(
-    modes: &std::collections::BTreeMap<String, PushMode>,
-    service: &str,
-    remote: bool,
-) -> PushMode {
-    match modes.get(service) {
-        Some(m) => *m,
-        None if remote => PushMode::Prompt,
-        None => PushMode::Wait,
-    }
-}
 
 /// Fills a `push.*_text` template. Values come from the signed challenge,
 /// already sanitized; the module sanitizes the whole text again.
@@ -161,11 +148,8 @@ pub(super) async fn push_step(
     }
     // Under PAM_SILENT (sudo's default) an info line would never be
     // shown: the number must then be in a prompt.
-    let mode = if conv.begin.silent {
-        PushMode::Prompt
-    } else {
-        mode_for(&cfg.modes, &conv.begin.service, conv.begin.rhost.is_some())
-    };
+    let b = &conv.begin;
+    let mode = effective_mode(&conv.ctx.cfg, &b.service, b.rhost.is_some(), b.silent);
     for round in 0..=cfg.resend {
         if round > 0 && !decoy {
             let window = Duration::from_secs(u64::from(cfg.rate_limit_window_secs));
@@ -356,7 +340,8 @@ async fn show_and_wait(
 /// `failmode = "safe"`; a relay that answered, however badly, never does.
 async fn undelivered(conv: &mut Conversation<'_>, e: Undelivered) -> Result<PushEnd, End> {
     let why = e.why;
-    if e.unreachable && conv.ctx.cfg.policy.failmode == FailMode::Safe {
+    let failmode = conv.ctx.cfg.policy.failmode_for(&conv.begin.service);
+    if e.unreachable && failmode == FailMode::Safe {
         conv.ctx.log.error(&format!(
             "FAILMODE SAFE: push could not be delivered (error={}); letting user={} service={} in WITHOUT a second factor",
             Q(&why),
@@ -420,16 +405,6 @@ async fn fraud(conv: &mut Conversation<'_>, device: &str) -> Result<PushEnd, End
 mod tests {
     use super::*;
     use pushmfa_protocol::signed::{Challenge, Context};
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn modes_default_by_remote_host() {
-        let mut m = BTreeMap::new();
-        assert_eq!(mode_for(&m, "sshd", true), PushMode::Prompt);
-        assert_eq!(mode_for(&m, "sudo", false), PushMode::Wait);
-        m.insert("sudo".into(), PushMode::Prompt);
-        assert_eq!(mode_for(&m, "sudo", false), PushMode::Prompt);
-    }
 
     #[test]
     fn templates_fill_every_placeholder() {
