@@ -67,6 +67,18 @@ pub enum Command {
     },
     /// Check configuration, permissions, socket and state, and say what to fix.
     Doctor,
+    /// Before a rollout: the users in scope, their devices and codes, their
+    /// last login, and who would be refused if the module were on now
+    /// (root only).
+    ///
+    /// Users are every account NSS lists with a uid of 1000 or more, the
+    /// members of policy.require_groups, and everyone enrolled. Scope is
+    /// read without a remote address (exempt_networks does not apply).
+    Report {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Who needs the second factor ([policy] in pushmfa.toml).
     Policy {
         #[command(subcommand)]

@@ -2,7 +2,7 @@
 
 use pushmfa_config::{BackendKind, Config, ConfigError, check_secure_dir};
 use pushmfa_protocol::admin_client as client;
-use pushmfa_protocol::ipc::{AdminReply, AdminRequest};
+use pushmfa_protocol::ipc::{AdminReply, AdminRequest, UserReport};
 use pushmfa_state::{Store, UserName};
 use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -103,8 +103,53 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> Vec<Check> {
             ));
         }
     }
-    out.push(check_pam_stack(Path::new("/etc/pam.d"), &socket));
+    let pam = check_pam_stack(Path::new("/etc/pam.d"), &socket);
+    let enabled = pam.status == Status::Ok;
+    out.push(pam);
+    // With the module on, users in scope who have nothing to pass with are
+    // refused: say so (root only; skipped when the helper cannot say).
+    if enabled {
+        if let Ok(users) = crate::rollout::fetch(&socket) {
+            out.push(check_rollout(&users));
+        }
+    }
     out
+}
+
+/// Who would be locked out now that the module is enabled.
+fn check_rollout(users: &[UserReport]) -> Check {
+    let locked: Vec<&str> = users
+        .iter()
+        .filter(|u| u.would_be_locked_out)
+        .map(|u| u.user.as_str())
+        .collect();
+    if locked.is_empty() {
+        let n = users.iter().filter(|u| u.in_scope).count();
+        return check(
+            Status::Ok,
+            "rollout",
+            format!("all {n} users in scope can pass the second factor"),
+        );
+    }
+    let shown = locked
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if locked.len() > 10 {
+        format!(" and {} more", locked.len() - 10)
+    } else {
+        String::new()
+    };
+    check(
+        Status::Warn,
+        "rollout",
+        format!(
+            "the PAM stack is enabled and {} users in scope have no device and no recovery code, so they cannot log in: {shown}{more} (pushmfa report; pushmfa enroll --user NAME)",
+            locked.len()
+        ),
+    )
 }
 
 fn helper_uid_guess(state_dir: &Path) -> u32 {
@@ -310,6 +355,28 @@ pub fn report(config: &Path, socket: Option<&Path>) -> ExitCode {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn warns_when_users_in_scope_would_be_locked_out() {
+        let row = |user: &str, locked| UserReport {
+            user: user.into(),
+            in_scope: true,
+            rule: "default".into(),
+            devices: 0,
+            codes_left: 0,
+            locked_out: false,
+            last_method: None,
+            last_at: None,
+            would_be_locked_out: locked,
+        };
+        let ok = check_rollout(&[row("alice", false)]);
+        assert_eq!(ok.status, Status::Ok);
+        let many: Vec<UserReport> = (0..12).map(|i| row(&format!("u{i}"), true)).collect();
+        let warn = check_rollout(&many);
+        assert_eq!(warn.status, Status::Warn);
+        assert!(warn.detail.contains("12 users in scope"), "{}", warn.detail);
+        assert!(warn.detail.contains("u9 and 2 more"), "{}", warn.detail);
+    }
 
     #[test]
     fn reports_insecure_state_dir_and_missing_socket() {

@@ -2,7 +2,7 @@
 //! `configure` is one admin call to pushmfa-helper over its socket.
 //!
 //! Modules run one way: `run` (dispatch) -> commands (`account`, `enroll`,
-//! `devices`, `policy`, `configure`, `doctor`) -> `proof` -> `calls` -> the wire
+//! `devices`, `policy`, `rollout`, `configure`, `doctor`) -> `proof` -> `calls` -> the wire
 //! types in `pushmfa_protocol`.
 #![cfg_attr(
     not(test),
@@ -18,6 +18,7 @@ pub mod doctor;
 mod enroll;
 mod policy;
 mod proof;
+mod rollout;
 
 use args::{Cli, Command, PolicyCommand, RecoveryCommand};
 use pushmfa_config::Config;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Devices { command } => devices::devices(&socket, command),
         Command::Reset { user } => calls::done(&socket, AdminRequest::Reset { user }),
         Command::Doctor => return doctor::report(&cli.config, cli.socket.as_deref()),
+        Command::Report { json } => rollout::report(&socket, json),
         Command::Policy {
             command:
                 PolicyCommand::Explain {

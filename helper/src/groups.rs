@@ -26,3 +26,46 @@ pub fn groups_of(user: &str) -> Result<Vec<String>, String> {
     names.dedup();
     Ok(names)
 }
+
+/// Serializes walks of the user database: getpwent keeps one cursor per
+/// process.
+static PWENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The users a rollout report looks at: every account NSS lists with a
+/// uid of 1000 or more (people, by the Debian and Red Hat convention;
+/// not nobody), and every member of `groups`, by membership or primary
+/// group (for directories that do not list all their users).
+pub fn report_candidates(groups: &[String]) -> Result<Vec<String>, String> {
+    let mut gids = Vec::new();
+    let mut names = Vec::new();
+    for g in groups {
+        if let Some(group) =
+            Group::from_name(g).map_err(|e| format!("looking up group {g}: {e}"))?
+        {
+            gids.push(group.gid.as_raw());
+            names.extend(group.mem);
+        }
+    }
+    let _walk = PWENT.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: setpwent/getpwent/endpwent are called under PWENT, so no
+    // other thread moves the cursor; each entry is copied out before the
+    // next call reuses its storage.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let entry = libc::getpwent();
+            if entry.is_null() {
+                break;
+            }
+            let (uid, gid) = ((*entry).pw_uid, (*entry).pw_gid);
+            if (uid >= 1000 && uid != 65534) || gids.contains(&gid) {
+                let name = std::ffi::CStr::from_ptr((*entry).pw_name);
+                names.push(name.to_string_lossy().into_owned());
+            }
+        }
+        libc::endpwent();
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}

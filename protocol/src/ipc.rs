@@ -172,6 +172,8 @@ pub enum AdminRequest {
     },
     /// Removes all of a user's devices and codes (admin only).
     Reset { user: String },
+    /// The users in scope and whether each is ready (admin only).
+    Report {},
     /// Which `[policy]` rule applies to a login, and why (admin only).
     PolicyExplain {
         user: String,
@@ -228,6 +230,29 @@ pub enum AdminReply {
         devices: Vec<DeviceInfo>,
     },
     PolicyExplanation(PolicyExplanation),
+    Report {
+        users: Vec<UserReport>,
+    },
+}
+
+/// One user in `pushmfa report`: scope, factors, last login, readiness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserReport {
+    pub user: String,
+    /// Whether the scoping rules require the second factor (without a
+    /// PAM_RHOST, so exempt_networks does not apply).
+    pub in_scope: bool,
+    pub rule: String,
+    pub devices: u32,
+    pub codes_left: u32,
+    pub locked_out: bool,
+    /// push, offline, recovery-code or failmode-safe; None: never.
+    pub last_method: Option<String>,
+    pub last_at: Option<u64>,
+    /// In scope, and a login now would be refused: no device, no code
+    /// left (or codes locked), and unenrolled users are denied.
+    pub would_be_locked_out: bool,
 }
 
 /// What the scoping rules decide for one login, as a login would decide it.

@@ -85,6 +85,19 @@ pub struct UserState {
     /// After a fraud report, no pushes until this Unix time.
     #[serde(default)]
     pub push_muted_until: Option<u64>,
+    /// The last login that passed (for `pushmfa report`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<LastSuccess>,
+}
+
+/// How and when a user last passed the second factor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastSuccess {
+    /// push, offline, recovery-code, or failmode-safe (no second factor).
+    pub method: String,
+    /// Unix seconds.
+    pub at: u64,
 }
 
 /// An enrolled device: its public key and how to reach it through the relay.
@@ -302,6 +315,22 @@ impl Store {
 
     pub fn state_path(&self, user: &UserName) -> PathBuf {
         self.users_dir().join(format!("{user}.json"))
+    }
+
+    /// Every user with a state file, sorted.
+    pub fn user_names(&self) -> Result<Vec<UserName>, StoreError> {
+        self.check_dirs()?;
+        let dir = self.users_dir();
+        let mut names: Vec<UserName> = std::fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
+                UserName::parse(&name)
+            })
+            .collect();
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(names)
     }
 
     fn check_dirs(&self) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ bob:x:1002:1002::/home/bob:/bin/sh
 carol:x:1003:1003::/home/carol:/bin/sh
 breakglass:x:1004:1004::/root:/bin/sh
 dave:x:1005:2001::/home/dave:/bin/sh
+erin:x:1006:1006::/home/erin:/bin/sh
 ";
 /// admins: alice by membership, dave by his primary group; robots: carol.
 const GROUP: &str = "root:x:0:
@@ -19,7 +20,8 @@ alice:x:1001:
 bob:x:1002:
 carol:x:1003:
 breakglass:x:1004:
-admins:x:2001:alice,breakglass
+erin:x:1006:
+admins:x:2001:alice,breakglass,erin
 robots:x:2003:carol
 ";
 
@@ -246,4 +248,106 @@ fn explain_is_for_root_only_and_the_text_form_says_why() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn the_report_lists_who_is_in_scope_and_who_would_be_locked_out() {
+    let e = env(&format!(
+        "{RULES}\n[recovery]\nbackoff_after = 1\nlockout_after = 1\n"
+    ));
+    // alice passes with a recovery code; erin's only code attempt is wrong
+    // (locked out); dave (admins by primary group) has nothing.
+    let codes = e.generate("alice");
+    let (code, _) = e.pam("sshd", "alice").answer(codes[0].as_str()).run();
+    assert_eq!(code, rc::SUCCESS);
+    e.generate("erin");
+    let (code, _) = e
+        .pam("sshd", "erin")
+        .answer("AAAA-BBBB-CCCC-DDDD")
+        .answer(Answer::Fail)
+        .run();
+    assert_ne!(code, rc::SUCCESS);
+    let out = std::process::Command::new(bin("pushmfa"))
+        .arg("--socket")
+        .arg(&e.socket)
+        .args(["report", "--json"])
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |user: &str| -> Value {
+        report["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["user"] == user)
+            .cloned()
+            .unwrap_or_else(|| panic!("{user} missing from {report}"))
+    };
+    let alice = row("alice");
+    assert_eq!(
+        (alice["in_scope"].clone(), alice["codes_left"].clone()),
+        (true.into(), 9.into())
+    );
+    assert_eq!(alice["last_method"], "recovery-code");
+    assert_eq!(alice["would_be_locked_out"], false);
+    let dave = row("dave");
+    assert_eq!(
+        (
+            dave["in_scope"].clone(),
+            dave["would_be_locked_out"].clone()
+        ),
+        (true.into(), true.into()),
+        "{dave}"
+    );
+    assert_eq!(dave["last_method"], Value::Null);
+    let erin = row("erin");
+    assert_eq!(
+        (
+            erin["locked_out"].clone(),
+            erin["would_be_locked_out"].clone()
+        ),
+        (true.into(), true.into()),
+        "{erin}"
+    );
+    for (user, rule) in [
+        ("bob", "require_groups"),
+        ("carol", "exempt_groups"),
+        ("breakglass", "exempt_users"),
+    ] {
+        let r = row(user);
+        assert_eq!(
+            (r["in_scope"].clone(), r["rule"].clone()),
+            (false.into(), rule.into()),
+            "{r}"
+        );
+        assert_eq!(r["would_be_locked_out"], false);
+    }
+    // root (uid 0) is no person by the uid convention, and not enrolled.
+    assert!(
+        !report["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["user"] == "root"),
+        "{report}"
+    );
+    // The table says the same for people.
+    let out = std::process::Command::new(bin("pushmfa"))
+        .arg("--socket")
+        .arg(&e.socket)
+        .arg("report")
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("dave") && l.ends_with("LOCKED OUT: no device and no code")),
+        "{text}"
+    );
+    assert!(text.contains("3 in scope, 2 would be locked out"), "{text}");
 }

@@ -8,6 +8,7 @@ mod account;
 mod devices;
 mod enroll;
 mod policy;
+mod report;
 mod target;
 
 use crate::conn::Conn;
@@ -55,6 +56,7 @@ async fn handle(
             devices::rename(ctx, peer, user, device, name).await
         }
         AdminRequest::Reset { user } => account::reset(ctx, peer, user).await,
+        AdminRequest::Report {} => report::report(ctx, peer).await,
         AdminRequest::PolicyExplain {
             user,
             service,

@@ -6,9 +6,10 @@ use crate::conn::Conn;
 use crate::ctx::Ctx;
 use crate::log::Q;
 use crate::peer::Peer;
+use crate::user_state;
 use pushmfa_protocol::ipc::{Begin, Outcome, Reply, Request, Response, Step, Verdict};
 use pushmfa_protocol::text::sanitize;
-use pushmfa_state::UserName;
+use pushmfa_state::{LastSuccess, UserName};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -147,6 +148,34 @@ impl Conversation<'_> {
                 denied_on_device,
             }))
             .await;
+        if outcome == Outcome::Success {
+            // After the verdict, so the login does not wait for the write.
+            self.note_success(detail).await;
+        }
+    }
+
+    /// Keeps how and when the user last passed, for `pushmfa report`.
+    async fn note_success(&self, detail: &str) {
+        let Some(user) = &self.user else {
+            return;
+        };
+        let method = detail
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("method="))
+            .unwrap_or("failmode-safe")
+            .to_owned();
+        let at = self.ctx.clock.now_unix();
+        let noted = user_state::with_state(self.ctx, user, move |s| {
+            s.last_success = Some(LastSuccess { method, at });
+            Ok(())
+        })
+        .await;
+        if let Err(e) = noted {
+            self.ctx.log.error(&format!(
+                "could not note the last login of user={}: {e}",
+                Q(user.as_str())
+            ));
+        }
     }
 }
 
