@@ -13,7 +13,8 @@
 //! run (start-up) -> server (accept loop)
 //!   -> handlers: login/ (one login: conversation, push step, code prompts),
 //!                admin/ (one handler per admin request, enrollment)
-//!   -> services: proof, push/ (challenge, delivery), user_state, scoping, push_book, ctx
+//!   -> services: proof, enrollment, push/ (challenge, delivery), user_state, scoping,
+//!                push_book, ctx
 //!   -> domain:   recovery, offline_codes, codes, terminal_qr, groups, hashing, hostkey,
 //!                relay_client, conn, peer, clock, log
 //! ```
@@ -28,6 +29,7 @@ mod clock;
 pub mod codes;
 mod conn;
 mod ctx;
+mod enrollment;
 mod groups;
 mod hashing;
 mod hostkey;

@@ -20,7 +20,7 @@ fn rank(top: &str) -> u8 {
         // Handlers: one login, one admin request.
         "login" | "admin" => 2,
         // Services the handlers share.
-        "proof" => 3,
+        "proof" | "enrollment" => 3,
         "push" | "user_state" | "scoping" => 4,
         "ctx" => 5,
         // Domain modules: no knowledge of connections or handlers.
