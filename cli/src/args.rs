@@ -67,6 +67,21 @@ pub enum Command {
     },
     /// Check configuration, permissions, socket and state, and say what to fix.
     Doctor,
+    /// A one-time invitation for a user to enroll a phone at their next
+    /// login (root only; with policy.unenrolled = "enroll" and
+    /// policy.enroll_invitation = true).
+    ///
+    /// Prints the code once: hand it to the user, who types it at the login
+    /// before the enrollment QR code appears. A new invitation replaces the
+    /// old one.
+    Invite {
+        /// The user to invite.
+        #[arg(long)]
+        user: String,
+        /// How many days it works (1-90).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
     /// Before a rollout: the users in scope, their devices and codes, their
     /// last login, and who would be refused if the module were on now
     /// (root only).

@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reset { user } => calls::done(&socket, AdminRequest::Reset { user }),
         Command::Doctor => return doctor::report(&cli.config, cli.socket.as_deref()),
         Command::Report { json } => rollout::report(&socket, json),
+        Command::Invite { user, days } => rollout::invite(&socket, user, days),
         Command::Policy {
             command:
                 PolicyCommand::Explain {

@@ -1,5 +1,5 @@
-//! `pushmfa report`: who is in scope and ready, before the module is
-//! switched on for a team (and for `doctor`).
+//! Rolling out to a team: `pushmfa report` (who is in scope and ready,
+//! also for `doctor`) and `pushmfa invite` (first-login enrollment).
 
 use crate::account::utc;
 use crate::calls;
@@ -24,6 +24,23 @@ pub(crate) fn report(socket: &Path, json: bool) -> Result<(), ClientError> {
     } else {
         print!("{}", table(&users));
     }
+    Ok(())
+}
+
+pub(crate) fn invite(socket: &Path, user: String, days: u32) -> Result<(), ClientError> {
+    let AdminReply::Invitation {
+        user,
+        code,
+        expires_at,
+    } = calls::call(socket, AdminRequest::Invite { user, days })?
+    else {
+        return Err(ClientError::Unexpected);
+    };
+    eprintln!(
+        "Invitation for {user}, until {}. Give it to {user} only; it works once, at a login, before the enrollment QR code:",
+        utc(expires_at)
+    );
+    println!("{}", code.as_str());
     Ok(())
 }
 

@@ -534,6 +534,21 @@ impl Config {
                 ));
             }
         }
+        let p = &self.policy;
+        if !p.enroll_until.is_empty() && p.enroll_ends_at().is_none() {
+            return Err((
+                "policy",
+                "enroll_until",
+                "must be a date, \"YYYY-MM-DD\"".into(),
+            ));
+        }
+        if p.enroll_anywhere() && p.enroll_until.is_empty() {
+            return Err((
+                "policy",
+                "unenrolled",
+                "\"enroll\" needs policy.enroll_until = \"YYYY-MM-DD\": a stolen password would otherwise enroll the thief's phone for ever".into(),
+            ));
+        }
         for net in &self.policy.exempt_networks {
             policy::parse_network(net).map_err(|e| ("policy", "exempt_networks", e))?;
         }
@@ -734,10 +749,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(":2:1: key `policy.exempt_users`"), "{e}");
-        let e = parse("[policy.services.sshd]\nmode = \"wait\"\nunenrolled = \"enroll\"\n")
+        let e = parse("[policy.services.sshd]\nmode = \"wait\"\nunenrolled = \"later\"\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains(":3:"), "{e}");
+        // First-login enrollment needs an end date, and a real one.
+        let e = parse("[policy]\nexempt_users = []\nunenrolled = \"enroll\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":3:1: key `policy.unenrolled`: \"enroll\" needs policy.enroll_until"),
+            "{e}"
+        );
+        let e = parse("[policy]\nunenrolled = \"enroll\"\nenroll_until = \"2026-02-30\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":3:1: key `policy.enroll_until`: must be a date"),
+            "{e}"
+        );
+        assert!(
+            parse("[policy]\nunenrolled = \"enroll\"\nenroll_until = \"2026-12-31\"\n").is_ok()
+        );
     }
 
     #[test]

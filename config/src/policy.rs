@@ -28,6 +28,9 @@ pub enum Unenrolled {
     #[default]
     Deny,
     Ignore,
+    /// Show the enrollment QR code in the login itself (a rollout), until
+    /// `enroll_until`; then as `deny`.
+    Enroll,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
@@ -42,6 +45,12 @@ pub struct Policy {
     /// CIDRs: logins whose PAM_RHOST is inside one are not asked.
     pub exempt_networks: Vec<String>,
     pub unenrolled: Unenrolled,
+    /// `unenrolled = "enroll"` works through this day (UTC, "YYYY-MM-DD"),
+    /// then acts as "deny". Required with "enroll".
+    pub enroll_until: String,
+    /// With `unenrolled = "enroll"`, a one-time invitation from
+    /// `pushmfa invite` must be typed first.
+    pub enroll_invitation: bool,
     pub failmode: FailMode,
     /// Offline approval (a code from the phone for a challenge shown as a
     /// QR code), unless a service's own table says otherwise.
@@ -100,6 +109,21 @@ impl Policy {
     /// The push mode `[policy.services.NAME]` sets for `service`, if any.
     pub fn mode_for(&self, service: &str) -> Option<PushMode> {
         self.service(service).and_then(|s| s.mode)
+    }
+
+    /// Whether `unenrolled = "enroll"` is set anywhere.
+    pub fn enroll_anywhere(&self) -> bool {
+        self.unenrolled == Unenrolled::Enroll
+            || self
+                .services
+                .values()
+                .any(|s| s.unenrolled == Some(Unenrolled::Enroll))
+    }
+
+    /// The first Unix second at which first-login enrollment is over (the
+    /// day after `enroll_until`, 00:00 UTC); None when unset or malformed.
+    pub fn enroll_ends_at(&self) -> Option<u64> {
+        parse_day(&self.enroll_until).map(|days| (days + 1) * 86_400)
     }
 
     /// Whether `failmode = "safe"` applies anywhere (top level or a service).
@@ -181,6 +205,46 @@ pub fn parse_network(text: &str) -> Result<IpNet, String> {
         ));
     }
     Ok(net)
+}
+
+/// Days since 1970-01-01 of a "YYYY-MM-DD" date (proleptic Gregorian).
+pub fn parse_day(text: &str) -> Option<u64> {
+    let mut parts = text.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || d < 1
+        || d > month_days[(m - 1) as usize]
+    {
+        return None;
+    }
+    // Days from civil (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146_097 + doe - 719_468).ok()
 }
 
 /// Whether a login may be approved with an offline code.
@@ -288,6 +352,30 @@ mod tests {
                 .contains("10.0.0.0/8")
         );
         assert!(parse_network("garbage").is_err());
+    }
+
+    #[test]
+    fn days_parse_and_end_at_the_next_midnight_utc() {
+        assert_eq!(parse_day("1970-01-01"), Some(0));
+        assert_eq!(parse_day("2000-03-01"), Some(11_017));
+        assert_eq!(parse_day("2026-12-03"), Some(20_790));
+        assert_eq!(parse_day("2024-02-29"), Some(19_782));
+        for bad in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "26-01-01",
+            "2026-01-01x",
+            "",
+            "2026/01/01",
+        ] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
+        let p = Policy {
+            enroll_until: "2026-12-03".into(),
+            ..Policy::default()
+        };
+        assert_eq!(p.enroll_ends_at(), Some(20_791 * 86_400));
     }
 
     #[test]

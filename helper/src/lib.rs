@@ -15,7 +15,7 @@
 //!                admin/ (one handler per admin request, enrollment)
 //!   -> services: proof, enrollment, push/ (challenge, delivery), user_state, scoping,
 //!                push_book, ctx
-//!   -> domain:   recovery, offline_codes, codes, terminal_qr, groups, hashing, hostkey,
+//!   -> domain:   recovery, offline_codes, invitations, codes, terminal_qr, groups, hashing, hostkey,
 //!                relay_client, conn, peer, clock, log
 //! ```
 #![cfg_attr(
@@ -33,6 +33,7 @@ mod enrollment;
 mod groups;
 mod hashing;
 mod hostkey;
+mod invitations;
 mod log;
 mod login;
 mod offline_codes;

@@ -24,8 +24,8 @@ fn rank(top: &str) -> u8 {
         "push" | "user_state" | "scoping" => 4,
         "ctx" => 5,
         // Domain modules: no knowledge of connections or handlers.
-        "push_book" | "recovery" | "offline_codes" | "groups" | "hashing" | "hostkey"
-        | "relay_client" | "conn" | "peer" | "clock" | "log" | "args" => 6,
+        "push_book" | "recovery" | "offline_codes" | "invitations" | "groups" | "hashing"
+        | "hostkey" | "relay_client" | "conn" | "peer" | "clock" | "log" | "args" => 6,
         "codes" | "tls_pin" | "terminal_qr" => 7,
         other => panic!("module {other} has no rank in tests/layout.rs: give it one"),
     }

@@ -174,6 +174,9 @@ pub enum AdminRequest {
     Reset { user: String },
     /// The users in scope and whether each is ready (admin only).
     Report {},
+    /// A one-time invitation for `user` to enroll at a first login,
+    /// valid for `days` (admin only).
+    Invite { user: String, days: u32 },
     /// Which `[policy]` rule applies to a login, and why (admin only).
     PolicyExplain {
         user: String,
@@ -232,6 +235,11 @@ pub enum AdminReply {
     PolicyExplanation(PolicyExplanation),
     Report {
         users: Vec<UserReport>,
+    },
+    Invitation {
+        user: String,
+        code: Zeroizing<String>,
+        expires_at: u64,
     },
 }
 

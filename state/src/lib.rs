@@ -88,6 +88,20 @@ pub struct UserState {
     /// The last login that passed (for `pushmfa report`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success: Option<LastSuccess>,
+    /// A one-time invitation to enroll at a first login (`pushmfa invite`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<Invitation>,
+}
+
+/// An invitation: the SHA-256 of the normalized code (it has 80 random
+/// bits, so a fast hash is enough), and when it stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invitation {
+    /// base64 of SHA-256 of the normalized code.
+    pub hash: String,
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 /// How and when a user last passed the second factor.

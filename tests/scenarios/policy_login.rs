@@ -80,9 +80,7 @@ fn login(e: &TestEnv, user: &str, service: &str, rhost: Option<&str>) -> (&'stat
 
 /// `pushmfa policy explain`, as JSON.
 fn explain(e: &TestEnv, user: &str, service: &str, rhost: Option<&str>) -> Value {
-    let mut cmd = std::process::Command::new(bin("pushmfa"));
-    cmd.arg("--socket").arg(&e.socket);
-    cmd.args([
+    let mut args = vec![
         "policy",
         "explain",
         "--user",
@@ -90,11 +88,11 @@ fn explain(e: &TestEnv, user: &str, service: &str, rhost: Option<&str>) -> Value
         "--service",
         service,
         "--json",
-    ]);
+    ];
     if let Some(r) = rhost {
-        cmd.args(["--rhost", r]);
+        args.extend(["--rhost", r]);
     }
-    let out = cmd.output().unwrap_or_else(|err| panic!("{err}"));
+    let out = e.pushmfa(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -208,21 +206,16 @@ fn without_rules_everyone_is_asked_and_groups_are_not_looked_up() {
 #[test]
 fn explain_is_for_root_only_and_the_text_form_says_why() {
     let e = env(RULES);
-    let out = std::process::Command::new(bin("pushmfa"))
-        .arg("--socket")
-        .arg(&e.socket)
-        .args([
-            "policy",
-            "explain",
-            "--user",
-            "alice",
-            "--service",
-            "sshd",
-            "--rhost",
-            "10.1.2.3",
-        ])
-        .output()
-        .unwrap_or_else(|err| panic!("{err}"));
+    let out = e.pushmfa(&[
+        "policy",
+        "explain",
+        "--user",
+        "alice",
+        "--service",
+        "sshd",
+        "--rhost",
+        "10.1.2.3",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("rule: exempt_networks: 10.1.2.3 is inside 10.0.0.0/8"),
@@ -267,12 +260,7 @@ fn the_report_lists_who_is_in_scope_and_who_would_be_locked_out() {
         .answer(Answer::Fail)
         .run();
     assert_ne!(code, rc::SUCCESS);
-    let out = std::process::Command::new(bin("pushmfa"))
-        .arg("--socket")
-        .arg(&e.socket)
-        .args(["report", "--json"])
-        .output()
-        .unwrap_or_else(|err| panic!("{err}"));
+    let out = e.pushmfa(&["report", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -337,12 +325,7 @@ fn the_report_lists_who_is_in_scope_and_who_would_be_locked_out() {
         "{report}"
     );
     // The table says the same for people.
-    let out = std::process::Command::new(bin("pushmfa"))
-        .arg("--socket")
-        .arg(&e.socket)
-        .arg("report")
-        .output()
-        .unwrap_or_else(|err| panic!("{err}"));
+    let out = e.pushmfa(&["report"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()

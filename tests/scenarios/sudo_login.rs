@@ -239,3 +239,61 @@ fn offline_code(store: &std::path::Path, request: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Enrollment at a first login under real sudo (PAM_SILENT: everything is
+/// in the prompts): the authenticator enrolls from the URI in the prompt,
+/// the codes are shown, sudo runs.
+#[test]
+fn sudo_first_login_enrollment() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run this as root");
+        eprintln!("skipped: needs root (setuid sudo, useradd, mount namespaces)");
+        return;
+    }
+    let helper_user = SystemUser::create("pmfah");
+    let user = SystemUser::create("pmfaf");
+    let relay = Relay::start();
+    let mut e = TestEnv::new(&relay_config(
+        &relay.url,
+        "[push]\nhost_name = \"web-1\"\n[policy]\nunenrolled = \"enroll\"\nenroll_until = \"2999-12-31\"\n",
+    ));
+    e.helper_runs_as(helper_user.uid, helper_user.gid);
+    e.start_helper();
+    let stack = format!(
+        "auth required {} socket={}\naccount required pam_permit.so\nsession required pam_permit.so\n",
+        module_path().display(),
+        e.socket.display()
+    );
+    let store = e.dir.path().join("phone");
+    let auth = bin("pushmfa-authenticator");
+    let r = sudo(
+        &e.dir.path().join("sudo"),
+        &user,
+        &stack,
+        "id -u",
+        |n, prompt, stdin| {
+            if n == 0 {
+                let uri = prompt
+                    .lines()
+                    .find(|l| l.starts_with("pushmfa://enroll?"))
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = std::process::Command::new(&auth)
+                    .arg("--store")
+                    .arg(&store)
+                    .args(["enroll", &uri, "--name", "sudo phone"])
+                    .spawn();
+            }
+            let _ = stdin.write_all(b"\n");
+        },
+    );
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "0\n");
+    assert!(
+        r.stderr.contains("needs a second factor from now on"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Your recovery codes"), "{}", r.stderr);
+    e.wait_for_log("FIRST-LOGIN ENROLLMENT");
+}

@@ -464,14 +464,19 @@ impl TestEnv {
         }
     }
 
-    /// `pushmfa devices list --user USER`, run by the real CLI.
-    pub fn devices_list(&self, user: &str) -> String {
-        let out = Command::new(bin("pushmfa"))
+    /// The real `pushmfa` CLI with `args`, on this helper's socket.
+    pub fn pushmfa(&self, args: &[&str]) -> Output {
+        Command::new(bin("pushmfa"))
             .arg("--socket")
             .arg(&self.socket)
-            .args(["devices", "list", "--user", user])
+            .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("pushmfa devices list: {e}"));
+            .unwrap_or_else(|e| panic!("pushmfa {args:?}: {e}"))
+    }
+
+    /// `pushmfa devices list --user USER`, run by the real CLI.
+    pub fn devices_list(&self, user: &str) -> String {
+        let out = self.pushmfa(&["devices", "list", "--user", user]);
         assert!(
             out.status.success(),
             "{}",

@@ -83,9 +83,7 @@ pub fn mask_offline(text: &str) -> String {
     for line in text.split('\n') {
         if line.chars().count() >= 21 && line.chars().all(|c| " █▀▄".contains(c)) {
             if !in_art {
-                out.push(
-                    "[QR code of the request, in half blocks, at most 80 columns]".to_string(),
-                );
+                out.push("[QR code, in half blocks, at most 80 columns]".to_string());
             }
             in_art = true;
             continue;

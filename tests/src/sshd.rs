@@ -174,6 +174,9 @@ pub enum Act {
     /// Copy the offline request from the prompt into the authenticator
     /// (`pushmfa-authenticator offline`) and type the code it shows.
     Offline,
+    /// Enroll the authenticator from the enrollment URI in the prompt (in
+    /// the background, as a phone would while the prompt waits), then Enter.
+    Enroll,
 }
 
 /// The result of one ssh run.
@@ -210,6 +213,7 @@ pub fn ssh(
             Act::Enter => "enter\n".to_string(),
             Act::Type(t) => format!("type {t}\n"),
             Act::Offline => "offline\n".to_string(),
+            Act::Enroll => "enroll\n".to_string(),
         })
         .collect();
     std::fs::write(dir.join("plan"), plan_text).unwrap_or_else(|e| panic!("{e}"));
@@ -228,6 +232,8 @@ case "$act" in
   approve) phone approve --number "$(printf '%s' "$1" | grep -o 'number [0-9][0-9]' | head -n1 | cut -d' ' -f2)"; echo ;;
   deny) phone deny; echo ;;
   type\ *) echo "${{act#type }}" ;;
+  enroll) uri=$(printf '%s' "$1" | grep -o 'pushmfa://enroll?[^ ]*' | head -n1)
+    ( '{auth}' --store '{store}' enroll "$uri" --name "first phone" >> "$d/phone.log" 2>&1 & ); echo ;;
   offline) req=$(printf '%s' "$1" | grep -o 'PUSHMFA-OFFLINE:[A-Z2-7]*' | head -n1)
     '{auth}' --store '{store}' offline --yes "$req" 2>>"$d/phone.log" | tee -a "$d/phone.log" | sed -n 's/^Code: //p' ;;
   *) echo ;;
@@ -343,6 +349,8 @@ pub fn sudo(
             if last.ends_with("recovery code): ")
                 || last.ends_with("Recovery code: ")
                 || last.ends_with("if your phone is offline): ")
+                || last.ends_with("the account was added: ")
+                || last.ends_with("written them down: ")
             {
                 act(prompts, &text, &mut stdin);
                 prompts += 1;

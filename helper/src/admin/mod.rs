@@ -7,6 +7,7 @@
 mod account;
 mod devices;
 mod enroll;
+mod invite;
 mod policy;
 mod report;
 mod target;
@@ -57,6 +58,7 @@ async fn handle(
         }
         AdminRequest::Reset { user } => account::reset(ctx, peer, user).await,
         AdminRequest::Report {} => report::report(ctx, peer).await,
+        AdminRequest::Invite { user, days } => invite::invite(ctx, peer, user, days).await,
         AdminRequest::PolicyExplain {
             user,
             service,

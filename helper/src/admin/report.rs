@@ -18,7 +18,8 @@ pub(super) async fn report(ctx: &Ctx, peer: Peer) -> Result<AdminReply, String> 
     for name in names {
         let scope = scoping::decide(ctx, &name, None).await.scope;
         let state = load(ctx, &name).await?;
-        users.push(row(&ctx.cfg, name, scope.required, scope.rule, &state));
+        let now = ctx.clock.now_unix();
+        users.push(row(&ctx.cfg, now, name, scope.required, scope.rule, &state));
     }
     Ok(AdminReply::Report { users })
 }
@@ -52,11 +53,24 @@ async fn load(ctx: &Ctx, name: &str) -> Result<UserState, String> {
         .map_err(|e| e.to_string())
 }
 
-fn row(cfg: &Config, user: String, in_scope: bool, rule: &str, s: &UserState) -> UserReport {
+fn row(
+    cfg: &Config,
+    now: u64,
+    user: String,
+    in_scope: bool,
+    rule: &str,
+    s: &UserState,
+) -> UserReport {
     let codes_left = s.recovery.as_ref().map_or(0, |r| r.unused.len() as u32);
     let locked_out = s.failures.consecutive >= cfg.recovery.lockout_after;
     let usable = !s.devices.is_empty() || (codes_left > 0 && !locked_out);
-    let denied_if_unenrolled = cfg.policy.unenrolled == Unenrolled::Deny;
+    // Users without factors: refused, let through, or (until enroll_until)
+    // asked to enroll at the login.
+    let denied_if_unenrolled = match cfg.policy.unenrolled {
+        Unenrolled::Deny => true,
+        Unenrolled::Ignore => false,
+        Unenrolled::Enroll => cfg.policy.enroll_ends_at().is_none_or(|end| now >= end),
+    };
     UserReport {
         user,
         in_scope,

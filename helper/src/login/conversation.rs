@@ -69,6 +69,17 @@ impl Conversation<'_> {
         }
     }
 
+    /// Lines held back under PAM_SILENT, as one line to put before a
+    /// multi-line prompt (empty when there are none).
+    pub(super) fn take_held_line(&mut self) -> String {
+        let held = std::mem::take(&mut self.held);
+        if held.is_empty() {
+            String::new()
+        } else {
+            format!("{}\n", held.join(" "))
+        }
+    }
+
     pub(super) async fn say_info(&mut self, text: &str, wait_secs: u32) -> Result<(), End> {
         let step = Step::Info {
             text: text.into(),

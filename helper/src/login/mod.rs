@@ -12,6 +12,7 @@
 mod codes;
 mod conversation;
 mod devices;
+mod first_enroll;
 mod offline;
 mod push;
 
@@ -23,6 +24,7 @@ use crate::recovery::RecoveryError;
 use crate::scoping;
 use crate::user_state;
 use conversation::{Conversation, End};
+use first_enroll::FirstEnroll;
 use offline::OfflineEnd;
 use push::PushEnd;
 use pushmfa_config::Unenrolled;
@@ -96,10 +98,19 @@ async fn steps(conv: &mut Conversation<'_>) {
         }
     };
     let enrolled = state.enrolled();
-    if !enrolled && conv.ctx.cfg.policy.unenrolled_for(&conv.begin.service) == Unenrolled::Ignore {
+    let unenrolled = conv.ctx.cfg.policy.unenrolled_for(&conv.begin.service);
+    if !enrolled && unenrolled == Unenrolled::Ignore {
         return conv
             .finish(Outcome::Ignore, "not enrolled (policy: ignore)")
             .await;
+    }
+    if !enrolled && unenrolled == Unenrolled::Enroll {
+        match first_enroll::first_enroll(conv).await {
+            Ok(FirstEnroll::Decided) => return,
+            // Past enroll_until and the like: as unenrolled = "deny".
+            Ok(FirstEnroll::NotOffered) => {}
+            Err(End::Client(why)) => return conv.finish(Outcome::Denied, &why).await,
+        }
     }
     match second_factor(conv, &state).await {
         Ok(Next::Decided) => {}

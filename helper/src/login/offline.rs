@@ -189,12 +189,7 @@ fn issue(conv: &Conversation<'_>, ttl: u32, max: usize) -> Result<Issued, String
 /// held back under PAM_SILENT go first. The QR code starts on a line of its
 /// own (ssh puts "(user@host) " before a prompt's first line).
 fn screen(conv: &mut Conversation<'_>, issued: &Issued, qr: &str, request: &str) -> String {
-    let held = std::mem::take(&mut conv.held);
-    let mut text = String::new();
-    if !held.is_empty() {
-        text.push_str(&held.join(" "));
-        text.push('\n');
-    }
+    let mut text = conv.take_held_line();
     text.push_str(&format!(
         "Offline approval for {} on {}: scan this with the pushmfa app.\n",
         issued.challenge.context.user, issued.challenge.host_name
