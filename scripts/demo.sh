@@ -70,15 +70,21 @@ code=$(grep -E '^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$' "$work/enroll.out" | head -n1)
 # One ssh-style login (PAM_RHOST set, so the number is in the prompt itself).
 # $1: what the phone does once the prompt shows the number (approve|deny|none);
 # $2: what the user types at the prompt (empty: just Enter).
-login() {
-  local action=$1 typed=$2 rt out err
+# Starts pamtester under pam_wrapper (answers go to fd 3); sets rt, out,
+# err (its output files) and pt (its pid), and waits for the push prompt.
+start_login() {
   rt=$(mktemp -d "$work/pwrap.XXXX"); out=$rt/out; err=$rt/err
   mkfifo "$rt/in"
   LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/pam.d" PAM_WRAPPER_RUNTIME_DIR="$rt" \
     pamtester -I rhost=203.0.113.7 sshd "$user" authenticate <"$rt/in" >"$out" 2>"$err" &
-  local pt=$!
+  pt=$!
   exec 3>"$rt/in"
   wait_for "$err" "Approve on your phone" "$pt"
+}
+
+login() {
+  local action=$1 typed=$2 rt out err pt
+  start_login
   printf '%s' "$(cat "$err")"; echo
   local number; number=$(grep -o 'number [0-9][0-9]' "$err" | head -n1 | cut -d' ' -f2)
   case $action in
@@ -113,14 +119,8 @@ login none "$code"
 # as a QR code and a line of text, the authenticator checks it (no network)
 # and prints the code, which the user types.
 offline_login() {
-  local rt out err
-  rt=$(mktemp -d "$work/pwrap.XXXX"); out=$rt/out; err=$rt/err
-  mkfifo "$rt/in"
-  LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$work/pam.d" PAM_WRAPPER_RUNTIME_DIR="$rt" \
-    pamtester -I rhost=203.0.113.7 sshd "$user" authenticate <"$rt/in" >"$out" 2>"$err" &
-  local pt=$!
-  exec 3>"$rt/in"
-  wait_for "$err" "Approve on your phone" "$pt"
+  local rt out err pt
+  start_login
   printf '%s\n(types: o)\n' "$(cat "$err")"
   echo o >&3
   wait_for "$err" "Code from your phone" "$pt"

@@ -5,12 +5,11 @@ use crate::account::print_codes;
 use crate::calls::{TIMEOUT, show_approval};
 use crate::proof::proof_if_needed;
 use pushmfa_protocol::admin_client::{self as client, ClientError};
-use pushmfa_protocol::enroll::{EnrollUri, app_url_usable};
+use pushmfa_protocol::enroll::EnrollUri;
 use pushmfa_protocol::ipc::{AdminReply, AdminRequest};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
-use zeroize::Zeroizing;
 
 /// The QR code in black on white whatever the terminal's colours, so it
 /// scans on dark and light themes alike.
@@ -34,10 +33,9 @@ fn qr_text(uri: &str) -> Option<String> {
 /// else the relay's own) that a phone's camera opens, when a phone can use
 /// the app there; and the `pushmfa://` URI for software authenticators.
 fn show_enrollment(uri: &str, app_url: Option<&str>) {
-    let link = EnrollUri::parse(uri).ok().and_then(|u| {
-        let app = app_url.map_or_else(|| u.app_url(), str::to_owned);
-        app_url_usable(&app).then(|| Zeroizing::new(u.to_app_link_at(&app)))
-    });
+    let link = EnrollUri::parse(uri)
+        .ok()
+        .and_then(|u| u.phone_link(app_url));
     let shown = link.as_deref().map_or(uri, String::as_str);
     if let Some(qr) = qr_text(shown) {
         print!("{qr}");

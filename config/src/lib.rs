@@ -733,7 +733,9 @@ mod tests {
     #[test]
     fn scoping_rules_fail_closed_with_file_line_key() {
         let c = parse("[policy]\nexempt_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]\nrequire_groups = [\"admins\"]\n").unwrap();
-        assert_eq!(c.policy.networks().len(), 2);
+        for addr in ["10.1.2.3", "2001:db8::1"] {
+            assert_eq!(c.policy.scope("x", &[], Some(addr)).rule, "exempt_networks");
+        }
         let e = parse("[log]\n\n[policy]\nexempt_networks = [\"10.0.0.0/8\", \"10.1.2.3\"]\n")
             .unwrap_err()
             .to_string();

@@ -140,14 +140,6 @@ impl Policy {
         !self.require_groups.is_empty() || !self.exempt_groups.is_empty()
     }
 
-    /// The parsed `exempt_networks` (checked when the file is read).
-    pub fn networks(&self) -> Vec<IpNet> {
-        self.exempt_networks
-            .iter()
-            .filter_map(|n| parse_network(n).ok())
-            .collect()
-    }
-
     /// The scoping rules applied to one login: `groups` are the user's
     /// group names (primary and supplementary), `rhost` is PAM_RHOST.
     pub fn scope(&self, user: &str, groups: &[String], rhost: Option<&str>) -> Scope {
@@ -163,10 +155,12 @@ impl Policy {
             return exempt("exempt_groups", format!("user {user} is in group {g}"));
         }
         let addr = rhost.and_then(|r| r.parse::<IpAddr>().ok());
-        if let Some(addr) = addr {
-            if let Some(net) = self.networks().into_iter().find(|n| n.contains(&addr)) {
-                return exempt("exempt_networks", format!("{addr} is inside {net}"));
-            }
+        // Parsed as they are read: no list is built for a login.
+        let inside =
+            |n: &&String| parse_network(n).is_ok_and(|net| addr.is_some_and(|a| net.contains(&a)));
+        if let Some(net) = self.exempt_networks.iter().find(inside) {
+            let addr = addr.map(|a| a.to_string()).unwrap_or_default();
+            return exempt("exempt_networks", format!("{addr} is inside {net}"));
         }
         if !self.require_groups.is_empty() {
             return match self.require_groups.iter().find(|g| groups.contains(g)) {

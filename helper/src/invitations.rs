@@ -4,7 +4,7 @@
 //! it. Blocking: run on a blocking thread.
 
 use crate::codes;
-use crate::recovery::{RecoveryError, backoff_remaining};
+use crate::recovery::{RecoveryError, blocked, count_failures};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use pushmfa_config::Recovery;
@@ -56,9 +56,7 @@ pub fn check(
 ) -> Result<Checked, RecoveryError> {
     let lock = store.lock(user)?;
     let mut state = store.load(user)?.unwrap_or_else(UserState::new);
-    if state.failures.consecutive >= cfg.lockout_after
-        || backoff_remaining(&state.failures, cfg, now).is_some()
-    {
+    if blocked(&state.failures, cfg, now).is_some() {
         return Ok(Checked::Blocked);
     }
     let matches = match (codes::normalize(typed), &state.invitation) {
@@ -71,9 +69,7 @@ pub fn check(
         state.invitation = None;
         Checked::Accepted
     } else {
-        let f = &mut state.failures;
-        f.consecutive = f.consecutive.saturating_add(1);
-        f.last_failure_at = Some(now);
+        count_failures(&mut state.failures, 1, now);
         Checked::Refused
     };
     store.save(&lock, user, &state)?;

@@ -7,7 +7,7 @@
 //! key is a separate chance to match, so the lockout bounds an attacker's
 //! odds at `lockout_after / 10^8` however many devices the user has.
 
-use crate::recovery::{RecoveryError, backoff_remaining};
+use crate::recovery::{Blocked, RecoveryError, blocked, count_failures};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use pushmfa_config::Recovery;
@@ -51,11 +51,12 @@ pub fn attempt(
 ) -> Result<OfflineAttempt, RecoveryError> {
     let lock = store.lock(user)?;
     let mut state = store.load(user)?.unwrap_or_else(UserState::new);
-    if state.failures.consecutive >= cfg.lockout_after {
-        return Ok(OfflineAttempt::LockedOut);
-    }
-    if let Some(retry_after) = backoff_remaining(&state.failures, cfg, now) {
-        return Ok(OfflineAttempt::Backoff { retry_after });
+    match blocked(&state.failures, cfg, now) {
+        Some(Blocked::LockedOut) => return Ok(OfflineAttempt::LockedOut),
+        Some(Blocked::Backoff { retry_after }) => {
+            return Ok(OfflineAttempt::Backoff { retry_after });
+        }
+        None => {}
     }
     let mut matched = None;
     let mut checked = 0u32;
@@ -75,9 +76,7 @@ pub fn attempt(
             OfflineAttempt::Accepted { device }
         }
         None => {
-            let f = &mut state.failures;
-            f.consecutive = f.consecutive.saturating_add(checked.max(1));
-            f.last_failure_at = Some(now);
+            count_failures(&mut state.failures, checked.max(1), now);
             OfflineAttempt::Wrong
         }
     };

@@ -60,6 +60,45 @@ pub fn backoff_remaining(f: &Failures, cfg: &Recovery, now: u64) -> Option<u64> 
     (now < retry_at).then(|| retry_at - now)
 }
 
+/// Why no code (recovery, offline or invitation: one counter) may be
+/// tried now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// `lockout_after` consecutive failures: an admin must unlock.
+    LockedOut,
+    /// Too many recent failures: retry after this many seconds.
+    Backoff { retry_after: u64 },
+}
+
+/// Whether the failure counter lets a code be tried at `now`.
+pub fn blocked(f: &Failures, cfg: &Recovery, now: u64) -> Option<Blocked> {
+    if f.consecutive >= cfg.lockout_after {
+        return Some(Blocked::LockedOut);
+    }
+    backoff_remaining(f, cfg, now).map(|retry_after| Blocked::Backoff { retry_after })
+}
+
+/// Counts `n` wrong codes at `now`.
+pub fn count_failures(f: &mut Failures, n: u32, now: u64) {
+    f.consecutive = f.consecutive.saturating_add(n);
+    f.last_failure_at = Some(now);
+}
+
+/// A user's enrollment summary from their state.
+pub fn status_of(state: &UserState, user: &str, cfg: &Recovery, now: u64) -> UserStatus {
+    let f = &state.failures;
+    UserStatus {
+        user: user.to_owned(),
+        enrolled: state.enrolled(),
+        devices: state.devices.len() as u32,
+        codes_left: state.recovery.as_ref().map_or(0, |r| r.unused.len() as u32),
+        codes_generated_at: state.recovery.as_ref().map(|r| r.generated_at),
+        consecutive_failures: f.consecutive,
+        locked_out: f.consecutive >= cfg.lockout_after,
+        retry_after_secs: backoff_remaining(f, cfg, now),
+    }
+}
+
 fn decode_hashes(
     set: &RecoverySet,
     store: &Store,
@@ -108,11 +147,10 @@ pub fn attempt(
     let Some(set) = state.recovery.clone() else {
         return dummy_attempt(code, cfg, scratch);
     };
-    if state.failures.consecutive >= cfg.lockout_after {
-        return Ok(Attempt::LockedOut);
-    }
-    if let Some(retry_after) = backoff_remaining(&state.failures, cfg, now) {
-        return Ok(Attempt::Backoff { retry_after });
+    match blocked(&state.failures, cfg, now) {
+        Some(Blocked::LockedOut) => return Ok(Attempt::LockedOut),
+        Some(Blocked::Backoff { retry_after }) => return Ok(Attempt::Backoff { retry_after }),
+        None => {}
     }
     let (salt, hashes) = decode_hashes(&set, store, user)?;
     let stored_params = HashParams {
@@ -131,8 +169,7 @@ pub fn attempt(
             Attempt::Accepted { codes_left }
         }
         None => {
-            state.failures.consecutive = state.failures.consecutive.saturating_add(1);
-            state.failures.last_failure_at = Some(now);
+            count_failures(&mut state.failures, 1, now);
             Attempt::Wrong
         }
     };
@@ -205,17 +242,7 @@ pub fn status(
     now: u64,
 ) -> Result<UserStatus, RecoveryError> {
     let state = store.load(user)?.unwrap_or_else(UserState::new);
-    let f = &state.failures;
-    Ok(UserStatus {
-        user: user.to_string(),
-        enrolled: state.enrolled(),
-        devices: state.devices.len() as u32,
-        codes_left: state.recovery.as_ref().map_or(0, |r| r.unused.len() as u32),
-        codes_generated_at: state.recovery.as_ref().map(|r| r.generated_at),
-        consecutive_failures: f.consecutive,
-        locked_out: f.consecutive >= cfg.lockout_after,
-        retry_after_secs: backoff_remaining(f, cfg, now),
-    })
+    Ok(status_of(&state, user.as_str(), cfg, now))
 }
 
 #[cfg(test)]

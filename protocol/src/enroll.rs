@@ -104,6 +104,14 @@ impl EnrollUri {
         format!("{app}{APP_FRAGMENT}{}", self.query())
     }
 
+    /// The link a phone's camera opens: to the web app at `app_url` (else
+    /// the relay's own), when a phone can use the app there; None when
+    /// only a software authenticator can use the URI.
+    pub fn phone_link(&self, app_url: Option<&str>) -> Option<zeroize::Zeroizing<String>> {
+        let app = app_url.map_or_else(|| self.app_url(), str::to_owned);
+        app_url_usable(&app).then(|| zeroize::Zeroizing::new(self.to_app_link_at(&app)))
+    }
+
     /// Where the relay serves the web app.
     pub fn app_url(&self) -> String {
         format!("{}/app/", self.relay.trim_end_matches('/'))

@@ -26,26 +26,25 @@ fn offline_setup(extra: &str) -> (TestEnv, Phone) {
     (e, phone)
 }
 
-/// `pushmfa-authenticator offline --yes REQUEST`: its stdout, and the code.
-fn authenticator_code(phone: &Phone, request: &str) -> (String, Option<String>) {
-    let out = Command::new(bin("pushmfa-authenticator"))
-        .arg("--store")
-        .arg(&phone.dir)
-        .args(["offline", "--yes", request])
-        .output()
-        .unwrap_or_else(|e| panic!("authenticator: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let code = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Code: "))
-        .map(str::to_owned);
-    (format!("{stdout}{stderr}"), code)
-}
-
 /// What a prompt's QR code says (empty when there is none).
 fn request_in(prompt: &str) -> String {
     decode_terminal(prompt).unwrap_or_default()
+}
+
+/// The request a login shows; the user then gives up (no code typed).
+fn request_from_an_abandoned_login(e: &TestEnv) -> String {
+    let request = Rc::new(RefCell::new(String::new()));
+    let keep = request.clone();
+    let (code, _) = e
+        .pam(SVC, "alice")
+        .answer(Answer::Reply(Box::new(move |p: &str| {
+            *keep.borrow_mut() = request_in(p);
+            String::new()
+        })))
+        .answer(Answer::Fail)
+        .run();
+    assert_eq!(code, rc::CONV_ERR);
+    request.take()
 }
 
 /// Answers a QR prompt with the phone's code for it, keeping what was seen.
@@ -53,7 +52,7 @@ fn scan_and_answer(phone: &Phone, seen: &Rc<RefCell<Vec<String>>>) -> Answer {
     let (phone, seen) = (phone.clone(), seen.clone());
     Answer::Reply(Box::new(move |prompt: &str| {
         let request = request_in(prompt);
-        let (out, code) = authenticator_code(&phone, &request);
+        let (out, code) = phone.offline_code(&request);
         seen.borrow_mut().extend([prompt.to_owned(), request, out]);
         code.unwrap_or_default()
     }))
@@ -148,7 +147,7 @@ fn a_wrong_code_is_counted_and_a_code_from_an_earlier_login_is_refused() {
     let (code, seen) = e
         .pam(SVC, "alice")
         .answer(Answer::Reply(Box::new(move |prompt: &str| {
-            let (_, good) = authenticator_code(&phone2, &request_in(prompt));
+            let (_, good) = phone2.offline_code(&request_in(prompt));
             *keep.borrow_mut() = good.unwrap_or_default();
             let good = keep.borrow().replace(' ', "");
             let wrong: u32 = (good.parse::<u32>().unwrap_or(0) + 1) % 100_000_000;
@@ -223,18 +222,8 @@ fn a_code_for_another_host_or_after_expiry_is_refused() {
     other.service(SVC, "");
     phone.enroll(&other, "alice");
     relay.stop();
-    let other_request = Rc::new(RefCell::new(String::new()));
-    let keep = other_request.clone();
-    let (code, _) = other
-        .pam(SVC, "alice")
-        .answer(Answer::Reply(Box::new(move |p: &str| {
-            *keep.borrow_mut() = request_in(p);
-            String::new()
-        })))
-        .answer(Answer::Fail)
-        .run();
-    assert_eq!(code, rc::CONV_ERR);
-    let (_, other_code) = authenticator_code(&phone, &other_request.borrow());
+    let other_request = request_from_an_abandoned_login(&other);
+    let (_, other_code) = phone.offline_code(&other_request);
     let other_code = other_code.expect("the phone answers the other host's request");
 
     // Typed at this host: refused.
@@ -254,7 +243,7 @@ fn a_code_for_another_host_or_after_expiry_is_refused() {
     let (code, seen) = e
         .pam(SVC, "alice")
         .answer(Answer::Reply(Box::new(move |p: &str| {
-            let (_, code) = authenticator_code(&phone2, &request_in(p));
+            let (_, code) = phone2.offline_code(&request_in(p));
             *keep.borrow_mut() = code.unwrap_or_default();
             std::thread::sleep(Duration::from_millis(3_000));
             let wrong = if keep.borrow().as_str() == "0000 0000" {
@@ -360,17 +349,7 @@ fn a_long_context_is_shortened_so_the_qr_code_still_fits_80_columns() {
 fn the_authenticator_asks_before_it_shows_a_code_and_takes_a_wrapped_paste() {
     use std::io::Write;
     let (e, phone) = offline_setup("");
-    let request = Rc::new(RefCell::new(String::new()));
-    let keep = request.clone();
-    let (code, _) = e
-        .pam(SVC, "alice")
-        .answer(Answer::Reply(Box::new(move |p: &str| {
-            *keep.borrow_mut() = request_in(p);
-            String::new()
-        })))
-        .answer(Answer::Fail)
-        .run();
-    assert_eq!(code, rc::CONV_ERR);
+    let request = request_from_an_abandoned_login(&e);
     let run = |stdin: &str| {
         let mut child = Command::new(bin("pushmfa-authenticator"))
             .arg("--store")
@@ -394,7 +373,6 @@ fn the_authenticator_asks_before_it_shows_a_code_and_takes_a_wrapped_paste() {
     };
     // Pasted across lines as a terminal wraps it, then "no": no code.
     let wrapped: String = request
-        .borrow()
         .as_bytes()
         .chunks(80)
         .map(|l| format!("{}\n", String::from_utf8_lossy(l)))

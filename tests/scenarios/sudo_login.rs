@@ -194,7 +194,10 @@ fn sudo_approved_denied_and_recovered() {
             "o".to_owned()
         } else {
             let request = decode_terminal(prompt).unwrap_or_default();
-            offline_code(&store, &request)
+            Phone { dir: store.clone() }
+                .offline_code(&request)
+                .1
+                .unwrap_or_default()
         };
         let _ = stdin.write_all(format!("{answer}\n").as_bytes());
     });
@@ -221,23 +224,6 @@ fn sudo_approved_denied_and_recovered() {
     ));
 
     check_docs(&doc);
-}
-
-/// `pushmfa-authenticator offline --yes REQUEST`'s code ("" if none).
-fn offline_code(store: &std::path::Path, request: &str) -> String {
-    let out = std::process::Command::new(bin("pushmfa-authenticator"))
-        .arg("--store")
-        .arg(store)
-        .args(["offline", "--yes", request])
-        .output();
-    let stdout = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Code: "))
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// Enrollment at a first login under real sudo (PAM_SILENT: everything is

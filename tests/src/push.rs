@@ -191,6 +191,24 @@ impl Phone {
         self.decide(Decision::Approve, Some(number));
     }
 
+    /// `pushmfa-authenticator offline --yes REQUEST` (the real binary): what
+    /// it printed, and the code when it showed one.
+    pub fn offline_code(&self, request: &str) -> (String, Option<String>) {
+        let out = Command::new(bin("pushmfa-authenticator"))
+            .arg("--store")
+            .arg(&self.dir)
+            .args(["offline", "--yes", request])
+            .output()
+            .unwrap_or_else(|e| panic!("authenticator: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let code = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Code: "))
+            .map(str::to_owned);
+        (format!("{stdout}{stderr}"), code)
+    }
+
     pub fn store_path(&self) -> &Path {
         &self.dir
     }

@@ -4,6 +4,7 @@
 use crate::ctx::Ctx;
 use crate::groups;
 use crate::peer::Peer;
+use crate::recovery;
 use crate::scoping;
 use pushmfa_config::{Config, Unenrolled};
 use pushmfa_protocol::ipc::{AdminReply, UserReport};
@@ -61,9 +62,8 @@ fn row(
     rule: &str,
     s: &UserState,
 ) -> UserReport {
-    let codes_left = s.recovery.as_ref().map_or(0, |r| r.unused.len() as u32);
-    let locked_out = s.failures.consecutive >= cfg.recovery.lockout_after;
-    let usable = !s.devices.is_empty() || (codes_left > 0 && !locked_out);
+    let st = recovery::status_of(s, &user, &cfg.recovery, now);
+    let usable = st.devices > 0 || (st.codes_left > 0 && !st.locked_out);
     // Users without factors: refused, let through, or (until enroll_until)
     // asked to enroll at the login.
     let denied_if_unenrolled = match cfg.policy.unenrolled {
@@ -75,11 +75,11 @@ fn row(
         user,
         in_scope,
         rule: rule.into(),
-        devices: s.devices.len() as u32,
-        codes_left,
-        locked_out,
+        devices: st.devices,
+        codes_left: st.codes_left,
+        locked_out: st.locked_out,
         last_method: s.last_success.as_ref().map(|l| l.method.clone()),
         last_at: s.last_success.as_ref().map(|l| l.at),
-        would_be_locked_out: in_scope && !usable && (denied_if_unenrolled || s.enrolled()),
+        would_be_locked_out: in_scope && !usable && (denied_if_unenrolled || st.enrolled),
     }
 }

@@ -13,7 +13,7 @@ use crate::enrollment::{self, Started};
 use crate::invitations::{self, Checked};
 use crate::log::Q;
 use crate::terminal_qr;
-use pushmfa_protocol::enroll::{EnrollUri, app_url_usable};
+use pushmfa_protocol::enroll::EnrollUri;
 use pushmfa_protocol::ipc::Outcome;
 use pushmfa_state::UserName;
 
@@ -169,16 +169,11 @@ async fn invited(conv: &mut Conversation<'_>, user: &UserName) -> Result<bool, E
 /// What to do, the QR code (a link to the web app when a phone can open
 /// one, else the URI), the URI for software authenticators, the prompt.
 fn screen(conv: &mut Conversation<'_>, started: &Started) -> String {
-    let backend = &conv.ctx.cfg.backend;
-    let link = EnrollUri::parse(&started.uri).ok().and_then(|u| {
-        let app = if backend.app_url.is_empty() {
-            u.app_url()
-        } else {
-            backend.app_url.clone()
-        };
-        app_url_usable(&app).then(|| u.to_app_link_at(&app))
-    });
-    let scanned = link.as_deref().unwrap_or(&started.uri);
+    let app_url = Some(conv.ctx.cfg.backend.app_url.as_str()).filter(|u| !u.is_empty());
+    let link = EnrollUri::parse(&started.uri)
+        .ok()
+        .and_then(|u| u.phone_link(app_url));
+    let scanned = link.as_deref().map_or(started.uri.as_str(), String::as_str);
     let mut text = conv.take_held_line();
     text.push_str(&format!(
         "{} needs a second factor from now on: enroll a phone now (the code works for {} s).\n",
